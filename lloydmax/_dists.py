@@ -219,7 +219,7 @@ def _scipy_distribution(key: str, shown: str, params: dict) -> Distribution:
                         symmetric=symmetric, reach=(float(tab_x[0]), float(tab_x[-1])))
 
 
-def _tabulate(frozen, mean: float, std: float, n_central: int = 1 << 18, n_tail: int = 2000):
+def _tabulate(frozen, mean: float, std: float, n_central: int = 1 << 18, n_tail: int = 8000):
     """Piecewise-linear density in standardised units: a fine uniform grid over the
     central [1e-7, 1 - 1e-7] quantile range and quantile-spaced nodes in each tail out to
     1e-15, so that heavy tails keep their mass.  Normalised to total mass 1."""

@@ -404,8 +404,24 @@ def _jacobian(kind, params, tab_x, tab_p, levels, level_pinned, thr_pinned, thre
 
 
 @jit
+def _symmetrize(levels, centre):
+    """Project onto tables symmetric about ``centre``.  For a symmetric density the
+    optimum is symmetric, and some problems (the 2-level Laplace: its exponential tail
+    is memoryless) are flat to second order along the antisymmetric direction, where a
+    small residual would otherwise allow a visible drift of the levels."""
+    n = levels.shape[0]
+    for i in range(n // 2):
+        j = n - 1 - i
+        a = 0.5 * ((levels[i] - centre) - (levels[j] - centre))
+        levels[i] = centre + a
+        levels[j] = centre - a
+    if n % 2 == 1:
+        levels[n // 2] = centre
+
+
+@jit
 def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pinned,
-                     thr_pinned, thr_value, tol, max_iter, thresholds, info):
+                     thr_pinned, thr_value, tol, max_iter, symmetric, centre, thresholds, info):
     """Lloyd-Max by safeguarded Newton on the centroid conditions.
 
     ``levels`` holds the initial guess and receives the solution.  The Newton step
@@ -429,6 +445,8 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
     t_mass = np.empty(n)
     t_mean = np.empty(n)
 
+    if symmetric:
+        _symmetrize(levels, centre)
     fill_thresholds(levels, thr_pinned, thr_value, thresholds)
     fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var)
     res = centroid_residual(levels, level_pinned, mass, mean)
@@ -464,6 +482,8 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
             for _ in range(40):
                 for i in range(n):
                     trial[i] = levels[i] + lam * step[i]
+                if symmetric:
+                    _symmetrize(trial, centre)
                 fill_thresholds(trial, thr_pinned, thr_value, trial_thr)
                 if _is_valid(trial, trial_thr):
                     fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, trial_thr,
@@ -481,6 +501,8 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
             # Lloyd step: move every free level to its centroid
             for i in range(n):
                 trial[i] = levels[i] if level_pinned[i] else mean[i]
+            if symmetric:
+                _symmetrize(trial, centre)
             fill_thresholds(trial, thr_pinned, thr_value, trial_thr)
             if not _is_valid(trial, trial_thr):
                 status = STALLED

@@ -289,7 +289,7 @@ def solve(bits=None, *, n_levels=None, dist="gaussian", params=None, uniform: bo
     thr = np.empty(n - 1)
     info = np.zeros(4)
     K.solve_nonuniform(*args, levels, layout.level_pinned, layout.thr_pinned, layout.thr_value,
-                       tol, int(max_iter), thr, info)
+                       tol, int(max_iter), d.symmetric, _centre(d), thr, info)
     if uniform:
         # an asymmetric density: the uniform grid starts from the Lloyd-Max levels, whose
         # extent keeps every level on the support (a compander start can slide into a
