@@ -139,16 +139,13 @@ def _parse_bits_list(text: str) -> list[int]:
         part = part.strip()
         lo, sep, hi = part.partition("-")
         try:
-            if sep and lo:
-                a, b = int(lo), int(hi)
-                if a > b:
-                    raise InvalidBitsError(f"bit range {part!r} runs backwards")
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(part))
+            bounds = (int(lo), int(hi)) if sep and lo else (int(part), int(part))
         except ValueError:
             raise InvalidBitsError(
                 f"--bits needs whole numbers like 1-8 or 1,2,4; got {text!r}") from None
+        if bounds[0] > bounds[1]:
+            raise InvalidBitsError(f"bit range {part!r} runs backwards")
+        out.extend(range(bounds[0], bounds[1] + 1))
     for b in out:
         if not 1 <= b <= MAX_BITS:
             raise InvalidBitsError(f"bits must be between 1 and {MAX_BITS}, got {b}")

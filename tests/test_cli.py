@@ -1,0 +1,115 @@
+"""The command line: output, files, and one-line errors with exit status 2."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lloydmax as lm
+from lloydmax.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_solve_text_shows_levels_and_figures(capsys):
+    code, out, err = run(capsys, "solve", "--bits", "2", "--half-wave", "--uniform")
+    assert code == 0 and err == ""
+    t = lm.solve(bits=2, dist="halfwave-gaussian", uniform=True)
+    assert f"{t.step:.12g}" in out and "convention hwgq" in out and "converged" in out
+    assert f"{t.levels[2]:.12g}" in out and "MSE" in out and "SQNR" in out
+
+
+def test_solve_json_is_one_table_object(capsys):
+    code, out, _ = run(capsys, "solve", "--levels", "3", "--half-wave", "--format", "json")
+    assert code == 0
+    t = lm.table_from_dict(json.loads(out))
+    ref = lm.solve(n_levels=3, dist="halfwave-gaussian")
+    assert np.array_equal(t.levels, ref.levels)
+
+
+def test_solve_csv_and_output_file(capsys, tmp_path):
+    path = tmp_path / "t.csv"
+    code, out, _ = run(capsys, "solve", "--bits", "3", "--dist", "laplace", "--format", "csv", "-o", str(path))
+    assert code == 0 and out == ""
+    assert np.array_equal(lm.load_table(path).levels, lm.solve(bits=3, dist="laplace").levels)
+
+
+def test_solve_options(capsys):
+    code, out, _ = run(capsys, "solve", "--bits", "2", "--half-wave", "--uniform", "--zero-threshold", "0.32",
+                       "--format", "json")
+    assert code == 0 and abs(json.loads(out)["step"] - 0.64877) < 1e-5
+    code, out, _ = run(capsys, "solve", "--bits", "2", "--half-wave", "--sparsity", "0.8", "--format", "json")
+    d = json.loads(out)
+    assert code == 0 and d["convention"] == "deadzone"
+    from statistics import NormalDist
+    assert abs(d["zero_threshold"] - NormalDist().inv_cdf(0.8)) < 1e-12
+    code, out, _ = run(capsys, "solve", "--bits", "2", "--dist", "gaussian", "--param", "std=2", "--format", "json")
+    assert code == 0 and json.loads(out)["distribution"]["params"]["std"] == 2.0
+
+
+def test_table_sweep_formats(capsys, tmp_path):
+    for fmt in ("json", "csv", "npz"):
+        path = tmp_path / f"sweep.{fmt}"
+        code, _, _ = run(capsys, "table", "--bits", "1-4", "--half-wave", "--uniform", "-o", str(path))
+        assert code == 0
+        tables = lm.load_tables(path)
+        assert [t.bits for t in tables] == [1, 2, 3, 4]
+    code, out, _ = run(capsys, "table", "--bits", "1,3", "--format", "json")
+    assert code == 0 and [t["bits"] for t in json.loads(out)["tables"]] == [1, 3]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["solve", "--bits", "0"], "between 1 and 16"),
+    (["solve", "--bits", "-1"], "between 1 and 16"),
+    (["solve", "--bits", "2.5"], "whole number"),
+    (["solve", "--bits", "x"], "whole number"),
+    (["solve", "--bits", "17"], "between 1 and 16"),
+    (["solve", "--levels", "1"], "at least 2"),
+    (["solve", "--levels", "70000"], "65536"),
+    (["solve"], "--bits"),
+    (["solve", "--bits", "2", "--dist", "nosuch"], "valid names"),
+    (["solve", "--bits", "2", "--zero-threshold", "0.3"], "half-wave"),
+    (["solve", "--bits", "2", "--sparsity", "0.7"], "half-wave"),
+    (["solve", "--bits", "2", "--half-wave", "--sparsity", "1.2"], "sparsity"),
+    (["solve", "--bits", "2", "--half-wave", "--sparsity", "abc"], "number"),
+    (["solve", "--bits", "2", "--half-wave", "--zero-threshold", "-1"], "positive"),
+    (["solve", "--bits", "2", "--half-wave", "--zero-threshold", "hwgq", "--sparsity", "0.7"], "not both"),
+    (["solve", "--bits", "2", "--param", "std"], "KEY=VALUE"),
+    (["solve", "--bits", "2", "--param", "std=-1"], "positive"),
+    (["solve", "--bits", "2", "--param", "df=3"], "unknown"),
+    (["solve", "--bits", "2", "--dist", "cauchy"], "variance"),
+    (["solve", "--bits", "2", "--half-wave", "--dist", "laplace"], "two different"),
+    (["solve", "--bits", "2", "-o", "/nonexistent/dir/t.json"], "does not exist"),
+    (["table", "--bits", "3-1"], "backwards"),
+    (["table", "--bits", "1-20"], "between 1 and 16"),
+    (["table", "--bits", "1-2", "--format", "npz"], "-o FILE"),
+    (["table", "--bits", "1-2", "-o", "x.txt"], "unsupported"),
+    (["frobnicate"], "invalid choice"),
+    (["solve", "--bits", "2", "--bogus"], "unrecognized"),
+])
+def test_bad_input_one_line_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2, err
+    assert needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert out == ""
+
+
+def test_convergence_failure_exits_1(capsys):
+    # a tolerance below float64 resolution cannot be met: the solver says so, exit 1
+    code, _, err = run(capsys, "solve", "--bits", "3", "--tol", "1e-30")
+    assert code == 1 and "did not converge" in err and err.count("\n") == 1
+
+
+def test_console_entry_point_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "lloydmax", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"lloydmax {lm.__version__}"
+    out = subprocess.run([sys.executable, "-m", "lloydmax", "solve", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "examples:" in out.stdout and "--zero-threshold" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "lloydmax", "solve", "--bits", "2.5"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr

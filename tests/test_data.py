@@ -1,0 +1,67 @@
+"""Empirical data: plain Lloyd against a numpy Lloyd oracle, and clear errors."""
+import numpy as np
+import pytest
+
+import lloydmax as lm
+
+
+def numpy_lloyd(x, levels, iters=10_000):
+    """Plain Lloyd in numpy: assign each point (x <= t goes low), move levels to means."""
+    q = np.array(levels, dtype=float)
+    for _ in range(iters):
+        t = 0.5 * (q[1:] + q[:-1])
+        idx = np.searchsorted(t, x, side="left")
+        new = np.array([x[idx == i].mean() for i in range(q.size)])
+        if np.array_equal(new, q):
+            break
+        q = new
+    return q
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8])
+def test_matches_numpy_lloyd_from_the_same_fixed_point(n):
+    x = np.random.default_rng(n).standard_normal(50_000)
+    t = lm.solve_data(x, n_levels=n)
+    q = numpy_lloyd(x, t.levels)
+    np.testing.assert_allclose(t.levels, q, rtol=0, atol=1e-12)
+    # and it approaches the Gaussian table as data grows
+    ref = lm.solve(n_levels=n)
+    np.testing.assert_allclose(t.levels, ref.levels, atol=0.1)
+
+
+def test_weights_equal_repeats():
+    x = np.array([0.0, 1.0, 2.0, 5.0, 9.0])
+    w = np.array([3, 1, 2, 1, 4])
+    a = lm.solve_data(x, n_levels=3, weights=w)
+    b = lm.solve_data(np.repeat(x, w), n_levels=3)
+    np.testing.assert_allclose(a.levels, b.levels, rtol=1e-12)
+    assert a.mse == pytest.approx(b.mse, rel=1e-12)
+
+
+def test_relu_data_with_hwgq_convention():
+    x = np.maximum(np.random.default_rng(0).standard_normal(20000), 0.0)
+    t = lm.solve_data(x, bits=2, convention="hwgq")
+    assert t.levels[0] == 0.0 and t.thresholds[0] == 0.0
+    ref = lm.solve(bits=2, dist="halfwave-gaussian")
+    np.testing.assert_allclose(t.levels, ref.levels, atol=0.05)
+    u = lm.solve_data(x, bits=2, convention="hwgq", uniform=True)
+    assert u.kind == "uniform" and abs(u.step - 0.5388) < 0.03
+
+
+@pytest.mark.parametrize("x,needle", [
+    ([], "empty"),
+    ([1.0, np.nan, 2.0], "NaN"),
+    ([1.0, np.inf, 2.0], "Inf"),
+    ([3.0] * 10, "constant"),
+    ([1.0, 2.0, 1.0], "distinct"),
+])
+def test_bad_data_raises_typed_error(x, needle):
+    with pytest.raises(lm.InvalidDataError, match=needle):
+        lm.solve_data(np.array(x, dtype=float), bits=2)
+
+
+def test_bad_weights_and_negative_relu_data():
+    with pytest.raises(lm.InvalidDataError, match="weights"):
+        lm.solve_data([1.0, 2.0, 3.0], bits=1, weights=[1.0, -1.0, 1.0])
+    with pytest.raises(lm.InvalidDataError, match="non-negative"):
+        lm.solve_data([-1.0, 2.0, 3.0], bits=1, convention="hwgq")
