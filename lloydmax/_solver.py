@@ -92,11 +92,12 @@ class _Layout:
     zero_threshold: float | None  # standardised
 
 
-def _layout(dist: Distribution, n: int, convention, zero_threshold, sparsity) -> _Layout:
+def _layout(halfwave: bool, std: float, n: int, convention, zero_threshold, sparsity) -> _Layout:
+    """Pins of a convention; ``std`` converts a dead-zone threshold to standard units."""
     level_pinned = np.zeros(n, dtype=np.bool_)
     thr_pinned = np.zeros(n - 1, dtype=np.bool_)
     thr_value = np.zeros(n - 1)
-    if not dist.halfwave:
+    if not halfwave:
         if convention not in (None, "none"):
             raise ConventionError(
                 f"convention {convention!r} applies to the half-wave Gaussian only "
@@ -105,7 +106,7 @@ def _layout(dist: Distribution, n: int, convention, zero_threshold, sparsity) ->
             raise ConventionError("a zero threshold or sparsity needs the half-wave Gaussian "
                                   "(--half-wave)")
         return _Layout("none", level_pinned, thr_pinned, thr_value, None)
-    conv, eps = _halfwave_convention(convention, zero_threshold, sparsity, dist.scale)
+    conv, eps = _halfwave_convention(convention, zero_threshold, sparsity, std)
     level_pinned[0] = True  # ReLU zeros map to exactly 0 in every convention
     zt = None
     if conv == "hwgq":
@@ -198,9 +199,7 @@ def _finish(dist: Distribution, layout: _Layout, z_levels, z_thr, *, bits, n, ki
     K.summarize(*dist.kernel_args(), z_levels, z_thr, summary)
     mse_z, power_z, entropy = summary
     s, loc = dist.scale, dist.loc
-    # E[X^2] = loc^2 + 2 loc s E[Z] + s^2 E[Z^2]; E[Z] = 0 for every standardised shape
-    # except the half-wave / half-normal / uniform ones, which have loc = 0 (or handled)
-    power = s * s * power_z + (loc * loc + 2.0 * loc * s * _mean_z(dist) if loc else 0.0)
+    power = _signal_power(dist, power_z)
     mse = s * s * mse_z
     return QuantizerTable(
         levels=loc + s * np.asarray(z_levels),
@@ -223,11 +222,17 @@ def _finish(dist: Distribution, layout: _Layout, z_levels, z_thr, *, bits, n, ki
     )
 
 
-def _mean_z(dist: Distribution) -> float:
-    mass = np.empty(1)
-    mean = np.empty(1)
-    K.cell_table(*dist.kernel_args(), np.empty(0), mass, mean)
-    return float(mean[0])
+def _signal_power(dist: Distribution, power_z: float) -> float:
+    """E[X^2] in user units from E[Z^2] of the standardised shape, X = loc + scale Z:
+    loc^2 + 2 loc scale E[Z] + scale^2 E[Z^2] (E[Z] is needed only when loc != 0)."""
+    s, loc = dist.scale, dist.loc
+    power = s * s * power_z
+    if loc:
+        mass = np.empty(1)
+        mean = np.empty(1)
+        K.cell_table(*dist.kernel_args(), np.empty(0), mass, mean)  # one cell: the whole line
+        power += loc * loc + 2.0 * loc * s * float(mean[0])
+    return power
 
 
 def solve(bits=None, *, n_levels=None, dist="gaussian", params=None, uniform: bool = False,
@@ -280,7 +285,7 @@ def solve(bits=None, *, n_levels=None, dist="gaussian", params=None, uniform: bo
     d = get_distribution(dist, **(params or {}))
     if not (tol > 0.0):
         raise InvalidInputError(f"tol must be positive, got {tol!r}")
-    layout = _layout(d, n, convention, zero_threshold, sparsity)
+    layout = _layout(d.halfwave, d.scale, n, convention, zero_threshold, sparsity)
     args = d.kernel_args()
     levels = _guess(d, layout, n)
     coef_off, coef_step, free_offset = _uniform_coefficients(d, n)
@@ -396,14 +401,14 @@ def solve_data(x, bits=None, *, n_levels=None, weights=None, uniform: bool = Fal
     if relu and xs[0] < 0:
         raise InvalidDataError("half-wave conventions need non-negative (ReLU) data")
     shift = 0.0 if relu else float(np.average(xs, weights=w))
-    scale = float(np.sqrt(np.average((xs - shift) ** 2, weights=w)))
+    # the largest deviation, not the RMS: squaring tiny data (1e-200) underflows to 0
+    scale = float(np.max(np.abs(xs - shift)))
     z = (xs - shift) / scale
     pw = np.concatenate([[0.0], np.cumsum(w)])
     pwx = np.concatenate([[0.0], np.cumsum(w * z)])
     pwxx = np.concatenate([[0.0], np.cumsum(w * z * z)])
 
-    fake = Distribution(HALFWAVE if relu else "empirical", {"std": scale}, K.TAB, scale=scale)
-    layout = _layout(fake, n, convention, zero_threshold, None)
+    layout = _layout(relu, scale, n, convention, zero_threshold, None)
     levels = np.empty(n)
     cum = pw[1:] / pw[-1]
     if relu:
@@ -437,7 +442,8 @@ def solve_data(x, bits=None, *, n_levels=None, weights=None, uniform: bool = Fal
     out = np.empty(3)
     K.data_summary(pw, pwx, pwxx, z, levels, thr, out)
     mse = scale * scale * out[0]
-    power = float(np.average(xs * xs, weights=w))
+    # SQNR in standardised units, so that huge data (1e200) does not overflow the ratio
+    power_z = float(np.average((z + shift / scale) ** 2, weights=w))
     table = QuantizerTable(
         levels=shift + scale * levels,
         thresholds=shift + scale * thr,
@@ -449,7 +455,7 @@ def solve_data(x, bits=None, *, n_levels=None, weights=None, uniform: bool = Fal
         convention=layout.convention,
         kind=kind,
         mse=mse,
-        sqnr_db=10.0 * math.log10(power / mse) if mse > 0 else math.inf,
+        sqnr_db=10.0 * math.log10(power_z / out[0]) if out[0] > 0 else math.inf,
         entropy_bits=float(out[2]),
         residual=float(residual),
         iterations=int(info[0]),
@@ -494,7 +500,7 @@ def evaluate(table: QuantizerTable, dist=None, params=None):
     if d.halfwave and table.convention in ("hwgq", "deadzone"):
         tpin[0] = True
     mse = d.scale ** 2 * summary[0]
-    power = d.scale ** 2 * summary[1] + (d.loc ** 2 + 2 * d.loc * d.scale * _mean_z(d) if d.loc else 0.0)
+    power = _signal_power(d, summary[1])
     return {
         "mse": float(mse),
         "sqnr_db": 10.0 * math.log10(power / mse) if mse > 0 else math.inf,

@@ -24,6 +24,9 @@ def test_matches_numpy_lloyd_from_the_same_fixed_point(n):
     t = lm.solve_data(x, n_levels=n)
     q = numpy_lloyd(x, t.levels)
     np.testing.assert_allclose(t.levels, q, rtol=0, atol=1e-12)
+    err = np.mean((t.quantize(x) - x) ** 2)
+    assert t.mse == pytest.approx(err, rel=1e-10)
+    assert t.sqnr_db == pytest.approx(10 * np.log10(np.mean(x * x) / err), abs=1e-9)
     # and it approaches the Gaussian table as data grows
     ref = lm.solve(n_levels=n)
     np.testing.assert_allclose(t.levels, ref.levels, atol=0.1)
@@ -58,6 +61,13 @@ def test_relu_data_with_hwgq_convention():
 def test_bad_data_raises_typed_error(x, needle):
     with pytest.raises(lm.InvalidDataError, match=needle):
         lm.solve_data(np.array(x, dtype=float), bits=2)
+
+
+def test_tiny_and_huge_data_do_not_underflow_or_overflow():
+    t = lm.solve_data(np.array([0.0] * 7 + [4.3e-200]), n_levels=2)
+    assert t.converged and t.levels[1] == 4.3e-200 and abs(t.levels[0]) < 1e-210
+    h = lm.solve_data(np.array([1e200, -1e200, 3e199, 5.0]), n_levels=2)
+    assert h.levels[0] == -1e200 and np.isfinite(h.sqnr_db)
 
 
 def test_bad_weights_and_negative_relu_data():
