@@ -5,6 +5,8 @@
 >>> round(t.step, 4)
 0.5388
 """
+from . import presets, weights
+from ._check import CheckResult, check, table_from_levels, table_from_step
 from ._dists import Distribution, get_distribution, list_distributions
 from ._io import load_table, load_tables, save_tables
 from ._solver import (MAX_BITS, MAX_LEVELS, evaluate, solve, solve_data,
@@ -33,6 +35,12 @@ __all__ = [
     "solve",
     "solve_data",
     "evaluate",
+    "check",
+    "CheckResult",
+    "table_from_levels",
+    "table_from_step",
+    "presets",
+    "weights",
     "quantize",
     "zero_threshold_for_sparsity",
     "get_distribution",

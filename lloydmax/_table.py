@@ -246,7 +246,11 @@ def table_from_dict(obj) -> QuantizerTable:
     if thresholds.size != n_levels - 1:
         raise InvalidTableError(
             f"'thresholds' must have n_levels - 1 = {n_levels - 1} entries, has {thresholds.size}")
-    if not np.all((levels[:-1] <= thresholds) & (thresholds <= levels[1:])):
+    between = (levels[:-1] <= thresholds) & (thresholds <= levels[1:])
+    if obj.get("convention") == "deadzone":
+        # a dead-zone threshold eps may lie above q_1 (a wide dead zone with a uniform grid)
+        between[0] = levels[0] <= thresholds[0]
+    if not np.all(between):
         raise InvalidTableError("every threshold must lie between its two neighbouring levels")
     if bits != max(1, math.ceil(math.log2(n_levels))):
         raise InvalidTableError(f"bits = {bits} does not match n_levels = {n_levels}")

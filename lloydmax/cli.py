@@ -29,6 +29,8 @@ examples:
   lloydmax solve --levels 3 --dist laplace            ternary weights, Laplace prior
   lloydmax solve --bits 3 --dist t --param df=5       any scipy.stats distribution
   lloydmax solve --bits 8 --half-wave --format json -o act8.json
+  lloydmax solve --preset hwgq --bits 2               HWGQ's own table (uniform, hwgq rule)
+  lloydmax solve --preset tsq --bits 2 --param std=1.5   TSQ dead zone for a layer with std 1.5
 
 conventions (half-wave only; see docs/theory.md):
   hwgq      x <= 0 -> 0; first threshold pinned at 0 (HWGQ Caffe layer; the default)
@@ -66,8 +68,11 @@ def _add_quantizer_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--param", metavar="K=V", action="append", default=[],
                    help="distribution parameter, repeatable: std=2, mean=0, df=5, ...")
     q = p.add_argument_group("quantizer")
-    q.add_argument("--uniform", action="store_true",
-                   help="optimal uniform step instead of free (Lloyd-Max) levels")
+    kind = q.add_mutually_exclusive_group()
+    kind.add_argument("--uniform", action="store_true", default=None,
+                      help="optimal uniform step instead of free (Lloyd-Max) levels")
+    kind.add_argument("--nonuniform", dest="uniform", action="store_false",
+                      help="free (Lloyd-Max) levels; the default except for presets")
     q.add_argument("--zero-threshold", metavar="hwgq|round|EPS",
                    help="half-wave: where 0 hands over to the first level: hwgq (0, default), "
                         "round (midpoint), or a dead-zone threshold EPS > 0")
@@ -103,9 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bits", metavar="B", help=f"bit-width 1..{MAX_BITS} (2**B levels)")
     s.add_argument("--levels", metavar="N",
                    help="level count instead of --bits, any N >= 2 (3 = ternary)")
+    s.add_argument("--preset", metavar="NAME",
+                   help="a trainer's activation table: hwgq, tsq, syq, dq (docs/trainers.md)")
     _add_quantizer_options(s)
-    s.add_argument("--format", choices=("text", "json", "csv"), default="text",
-                   help="output format (default text)")
+    s.add_argument("--format", choices=("text", "json", "csv"), default=None,
+                   help="output format (default: from the -o suffix .json/.csv, else text)")
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
 
     t = sub.add_parser("table", help="sweep bit-widths into one table file",
@@ -117,7 +124,35 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=_io.FORMATS, default=None,
                    help="json, csv or npz (default: from the -o suffix, else json)")
     t.add_argument("-o", "--output", metavar="FILE", help="output file (required for npz)")
+    c = sub.add_parser("check", help="hold an existing table against the exact optimum",
+                       description="Measure how far a table someone already has is from the "
+                                   "optimum of the same kind, convention and level count.",
+                       epilog=_CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("table", nargs="?", metavar="FILE", help="a lloydmax table file (.json/.csv/.npz)")
+    src = c.add_argument_group("or give the table on the command line")
+    src.add_argument("--levels", metavar="Q0,Q1,...", help="every level, comma-separated")
+    src.add_argument("--step", metavar="S", type=_float("--step"),
+                     help="a uniform step (with --bits): levels k*S for the half-wave Gaussian")
+    src.add_argument("--bits", metavar="B", help="bit-width of a --step table")
+    _add_quantizer_options(c)
+    c.add_argument("--strict", action="store_true",
+                   help="exit 1 when the excess MSE is above --tolerance")
+    c.add_argument("--tolerance", metavar="PCT", type=_float("--tolerance"), default=0.0,
+                   help="allowed excess MSE in percent with --strict (default 0)")
+    c.add_argument("--format", choices=("text", "json"), default="text")
     return parser
+
+
+_CHECK_EPILOG = """\
+examples:
+  lloydmax check --step 0.104 --bits 5 --half-wave    a circulating 5-bit HWGQ step
+  lloydmax check --step 0.538 --bits 2 --half-wave --zero-threshold round   EdMIPS's rule
+  lloydmax check --levels 0,0.453,1.51 --half-wave    HWGQ's non-uniform example
+  lloydmax check act2.json --strict --tolerance 0.1   exit 1 if more than 0.1 % above optimal
+  lloydmax check --step 0.336 --bits 4 --dist gaussian --format json
+
+exit status: 0 checked (and within tolerance), 1 above --tolerance with --strict, 2 bad input
+"""
 
 
 def _parse_params(items) -> dict:
@@ -152,20 +187,52 @@ def _parse_bits_list(text: str) -> list[int]:
     return sorted(set(out))
 
 
-def _solve_kwargs(args) -> dict:
+def _dist_name(args, default="gaussian"):
     dist = args.dist
     if args.half_wave:
         if dist is not None and dist.lower().replace("_", "-") not in ("halfwave-gaussian", "halfwave"):
             raise InvalidInputError("--half-wave and --dist name two different distributions")
         dist = "halfwave-gaussian"
+    return dist or default
+
+
+def _solve_kwargs(args) -> dict:
     return {
-        "dist": dist or "gaussian",
+        "dist": _dist_name(args),
         "params": _parse_params(args.param),
-        "uniform": args.uniform,
+        "uniform": bool(args.uniform),
         "zero_threshold": args.zero_threshold,
         "sparsity": args.sparsity,
         "tol": args.tol,
     }
+
+
+def _preset_table(args):
+    from .presets import get_preset
+
+    if args.dist or args.half_wave:
+        raise InvalidInputError("--preset fixes the distribution: drop --dist / --half-wave")
+    preset = get_preset(args.preset)
+    params = _parse_params(args.param)
+    unknown = sorted(set(params) - {"std"})
+    if unknown:
+        raise InvalidInputError(f"--preset takes only --param std=S; unknown: {', '.join(unknown)}")
+    options = {"std": params.get("std", 1.0)}
+    if args.uniform is not None and preset.name in ("hwgq", "tsq", "dq"):
+        options["uniform"] = args.uniform
+    elif args.uniform is not None:
+        raise InvalidInputError(f"preset {preset.name} has a fixed kind: drop --uniform/--nonuniform")
+    if args.zero_threshold is not None or args.sparsity is not None:
+        if preset.name != "tsq":
+            raise InvalidInputError("--zero-threshold / --sparsity go with --preset tsq only")
+        options.update(zero_threshold=args.zero_threshold, sparsity=args.sparsity)
+    bits = args.bits if args.levels is None else None
+    if args.levels is not None:
+        raise InvalidInputError("--preset takes --bits, not --levels")
+    from ._solver import resolve_levels
+
+    b, _ = resolve_levels(bits)
+    return preset.activation_table(b, **options)
 
 
 def _text(table) -> str:
@@ -208,11 +275,18 @@ def _emit(data: bytes, output) -> None:
 def _cmd_solve(args) -> int:
     if args.bits is None and args.levels is None:
         raise InvalidBitsError("give --bits B or --levels N")
-    table = solve(args.bits, n_levels=args.levels, **_solve_kwargs(args))
-    if args.format == "text":
+    if args.preset:
+        table = _preset_table(args)
+    else:
+        table = solve(args.bits, n_levels=args.levels, **_solve_kwargs(args))
+    fmt = args.format
+    if fmt is None:
+        suffix = args.output.rsplit(".", 1)[-1].lower() if args.output and "." in args.output else ""
+        fmt = suffix if suffix in ("json", "csv") else "text"
+    if fmt == "text":
         data = _text(table).encode("utf-8")
     else:
-        data = _io.encode_tables([table], args.format)
+        data = _io.encode_tables([table], fmt)
     _emit(data, args.output)
     return 0
 
@@ -237,6 +311,39 @@ def _cmd_table(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    from ._check import check
+
+    sources = [args.table is not None, args.levels is not None, args.step is not None]
+    if sum(sources) != 1:
+        raise InvalidInputError("give a table FILE, --levels Q0,Q1,... or --step S --bits B")
+    params = _parse_params(args.param) if args.param else None
+    common = {"zero_threshold": args.zero_threshold, "sparsity": args.sparsity,
+              "uniform": args.uniform}
+    if args.table is not None:
+        dist = _dist_name(args, default=None) if (args.dist or args.half_wave) else None
+        result = check(_io.load_table(args.table), dist=dist, params=params, **common)
+    elif args.levels is not None:
+        try:
+            levels = [float(v) for v in args.levels.split(",") if v.strip()]
+        except ValueError:
+            raise InvalidInputError(f"--levels needs comma-separated numbers, got {args.levels!r}") from None
+        result = check(levels=levels, bits=args.bits, dist=_dist_name(args, "halfwave-gaussian"),
+                       params=params, **common)
+    else:
+        if args.bits is None:
+            raise InvalidBitsError("--step needs --bits B")
+        result = check(step=args.step, bits=args.bits, dist=_dist_name(args, "halfwave-gaussian"),
+                       params=params, **common)
+    if args.format == "json":
+        _emit(_io.dumps_json(result.to_dict()).encode("ascii"), None)
+    else:
+        _emit(result.to_text().encode("utf-8"), None)
+    if args.strict and not result.within(args.tolerance):
+        return EXIT_FAILED
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``lloydmax`` command; returns the exit status."""
     parser = build_parser()
@@ -247,6 +354,8 @@ def main(argv=None) -> int:
             return EXIT_USAGE
         if args.command == "solve":
             return _cmd_solve(args)
+        if args.command == "check":
+            return _cmd_check(args)
         return _cmd_table(args)
     except _UsageError as exc:
         print(f"lloydmax: error: {exc}", file=sys.stderr)

@@ -113,3 +113,56 @@ def test_console_entry_point_version_and_help():
     assert out.returncode == 0 and "examples:" in out.stdout and "--zero-threshold" in out.stdout
     out = subprocess.run([sys.executable, "-m", "lloydmax", "solve", "--bits", "2.5"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_solve_output_suffix_picks_the_format(capsys, tmp_path):
+    path = tmp_path / "t.json"
+    code, _, _ = run(capsys, "solve", "--bits", "2", "--half-wave", "-o", str(path))
+    assert code == 0 and lm.load_table(path).n_levels == 4
+    txt = tmp_path / "t.txt"
+    code, _, _ = run(capsys, "solve", "--bits", "2", "-o", str(txt))
+    assert code == 0 and txt.read_text().startswith("gaussian(")
+
+
+def test_check_command(capsys, tmp_path):
+    code, out, _ = run(capsys, "check", "--step", "0.104", "--bits", "5", "--half-wave", "--format", "json")
+    d = json.loads(out)
+    assert code == 0 and d["excess_percent"] > 0.1
+    opt = lm.solve(bits=5, dist="halfwave-gaussian", uniform=True)
+    assert abs(d["optimal_mse"] - opt.mse) <= 1e-15
+    path = tmp_path / "opt.json"
+    opt.save(path)
+    code, out, _ = run(capsys, "check", str(path), "--strict", "--tolerance", "1e-6", "--format", "json")
+    assert code == 0 and abs(json.loads(out)["excess_percent"]) < 1e-6
+    # a circulating copy fails --strict with exit 1
+    code, _, _ = run(capsys, "check", "--step", "0.019", "--bits", "8", "--half-wave", "--strict",
+                     "--tolerance", "0.1")
+    assert code == 1
+
+
+def test_solve_preset(capsys):
+    code, out, _ = run(capsys, "solve", "--preset", "hwgq", "--bits", "2", "--format", "json")
+    assert code == 0 and abs(json.loads(out)["step"] - 0.5388) < 5e-5
+    code, out, _ = run(capsys, "solve", "--preset", "tsq", "--bits", "2", "--format", "json")
+    assert code == 0 and json.loads(out)["zero_threshold"] == 0.32
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["solve", "--preset", "nope", "--bits", "2"], "valid"),
+    (["solve", "--preset", "hwgq", "--bits", "2", "--dist", "laplace"], "--preset"),
+    (["solve", "--preset", "syq", "--bits", "2", "--uniform"], "fixed kind"),
+    (["check"], "give a table"),
+    (["check", "/nonexistent/t.json"], "not found"),
+    (["check", "--step", "0.5"], "--bits"),
+    (["check", "--levels", "0,a,1", "--half-wave"], "numbers"),
+])
+def test_check_and_preset_bad_input(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and needle in err and err.count("\n") == 1 and out == ""
+
+
+def test_malformed_table_file_exit_2(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "lloydmax.table/1"}')
+    code, _, err = run(capsys, "check", str(bad))
+    assert code == 2 and "missing required" in err and err.count("\n") == 1

@@ -143,3 +143,16 @@ def test_quantize_dtypes_and_nan():
     assert t.quantize(np.zeros((2, 3))).shape == (2, 3)
     assert t.quantize(np.array([np.nan]), return_index=True)[0] == -1
     assert np.array_equal(lm.quantize([0.1, 5.0], t), t.quantize([0.1, 5.0]))
+
+
+def test_wide_dead_zone_table_round_trips(tmp_path):
+    """eps above the first level is a valid dead-zone table (found by the check work)."""
+    t = lm.solve(3, dist="halfwave-gaussian", uniform=True, zero_threshold=0.8, params={"std": 2})
+    assert t.thresholds[0] > t.levels[1]
+    t.save(tmp_path / "dz.json")
+    _same(t, lm.load_table(tmp_path / "dz.json"))
+    d = lm.solve(bits=2).to_dict()
+    d["thresholds"][0] = d["levels"][1] + 0.01  # not allowed without the dead-zone convention
+    d["thresholds"][1] = d["levels"][1] + 0.02
+    with pytest.raises(lm.InvalidTableError, match="between"):
+        lm.table_from_dict(d)
