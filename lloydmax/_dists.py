@@ -211,18 +211,38 @@ def _scipy_distribution(key: str, shown: str, params: dict) -> Distribution:
         raise InvalidInputError(
             f"{key} with these parameters has no finite variance, so no quantizer has finite MSE")
     std = math.sqrt(var)
-    tab_x, tab_p = _tabulate(frozen, mean, std)
     probe = std * np.array([0.1, 0.5, 1.0, 2.0, 3.5])
     symmetric = bool(np.allclose(frozen.pdf(mean + probe), frozen.pdf(mean - probe),
                                  rtol=1e-12, atol=0.0))
+    tab_x, tab_p = _tabulate(frozen, mean, std, symmetric=symmetric)
     return Distribution(key, values, K.TAB, loc=mean, scale=std, tab_x=tab_x, tab_p=tab_p,
                         symmetric=symmetric, reach=(float(tab_x[0]), float(tab_x[-1])))
 
 
-def _tabulate(frozen, mean: float, std: float, n_central: int = 1 << 18, n_tail: int = 8000):
+def _tabulate(frozen, mean: float, std: float, n_central: int = 1 << 18, n_tail: int = 8000,
+              symmetric: bool = False):
     """Piecewise-linear density in standardised units: a fine uniform grid over the
     central [1e-7, 1 - 1e-7] quantile range and quantile-spaced nodes in each tail out to
-    1e-15, so that heavy tails keep their mass.  Normalised to total mass 1."""
+    1e-15, so that heavy tails keep their mass.  Normalised to total mass 1.
+
+    A symmetric density is tabulated on its upper half and mirrored, so that the table is
+    exactly symmetric (separate ppf/isf calls differ in the last bits, which would leave
+    the solver's symmetric projection chasing an asymmetry of 1e-11)."""
+    if symmetric:
+        upper = frozen.isf(np.geomspace(0.5, 1e-15, n_tail))
+        upper = np.concatenate([np.linspace(mean, frozen.isf(1e-7), n_central // 2), upper])
+        z = np.unique((upper[np.isfinite(upper)] - mean) / std)
+        z = z[z > 0.0]
+        p = frozen.pdf(mean + std * z) * std
+        keep = np.isfinite(p)
+        z, p = z[keep], p[keep]
+        p0 = float(frozen.pdf(mean)) * std
+        z = np.concatenate([-z[::-1], [0.0], z])
+        p = np.concatenate([p[::-1], [p0], p])
+        mass = float(np.sum(0.5 * (p[1:] + p[:-1]) * np.diff(z)))
+        if not (mass > 0.0 and math.isfinite(mass) and math.isfinite(p0)):
+            raise InvalidInputError("could not tabulate the density of this distribution")
+        return np.ascontiguousarray(z, dtype=np.float64), np.ascontiguousarray(p / mass, dtype=np.float64)
     lo_s, hi_s = (float(v) for v in frozen.support())
     central = np.linspace(frozen.ppf(1e-7), frozen.isf(1e-7), n_central)
     tail_p = np.geomspace(1e-7, 1e-15, n_tail)[1:]

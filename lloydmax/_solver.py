@@ -19,7 +19,7 @@ MAX_BITS = 16
 MAX_LEVELS = 1 << MAX_BITS
 DEFAULT_TOL = 1e-12
 _STATUS = {K.MAXITER: "iteration limit reached", K.EMPTY_CELL: "a cell lost all its mass",
-           K.STALLED: "no step lowered the residual"}
+           K.STALLED: "the iteration stopped making progress"}
 
 
 def _as_int(name: str, value) -> int:
@@ -217,7 +217,7 @@ def _finish(dist: Distribution, layout: _Layout, z_levels, z_thr, *, bits, n, ki
         residual=float(residual),
         iterations=int(iterations),
         converged=bool(converged),
-        scale=1.0,
+        scale=s,
         zero_threshold=None if layout.zero_threshold is None else s * layout.zero_threshold,
     )
 
@@ -339,9 +339,19 @@ def _solve_uniform(d, layout, start_levels, b, n, tol, max_iter, check):
     info = np.zeros(4)
     K.solve_uniform(*d.kernel_args(), theta, free_offset, coef_off, coef_step, layout.thr_pinned,
                     layout.thr_value, tol, int(max_iter), levels, thr, info)
+    converged = info[1] <= tol and int(info[3]) == K.OK
+    if (not converged and layout.convention == "deadzone" and n > 2
+            and thr[1] <= layout.zero_threshold * (1.0 + 1e-6)):
+        # The search pressed against 1.5*step = eps: the best grid would leave level 1
+        # inside the dead zone (an empty cell), which a table with increasing thresholds
+        # cannot hold.  Say so instead of reporting a convergence failure.
+        eps = d.scale * layout.zero_threshold
+        raise ConventionError(
+            f"a dead zone at eps={eps:g} swallows the first level of the {b}-bit uniform grid "
+            f"(its best step puts 1.5*step below eps); use fewer bits, a smaller eps, or a "
+            f"non-uniform table")
     table = _finish(d, layout, levels, thr, bits=b, n=n, kind="uniform", step_z=theta[1],
-                    residual=info[1], iterations=info[0],
-                    converged=info[1] <= tol and int(info[3]) == K.OK)
+                    residual=info[1], iterations=info[0], converged=converged)
     return _check_status(info, table, "uniform-step solve", tol, check)
 
 

@@ -51,9 +51,9 @@ class QuantizerTable:
     mse : float
         E[(Q(X) - X)^2] over the whole distribution (ReLU zeros included).
     sqnr_db : float
-        ``10 log10(E[X^2] / mse)``.
-    entropy_bits : float
-        Entropy of the output index, -sum P_i log2 P_i.
+        ``10 log10(E[X^2] / mse)`` (+inf when the MSE is 0; written as null).
+    entropy_bits : float or None
+        Entropy of the output index, -sum P_i log2 P_i (None when a loaded file lacks it).
     residual : float
         Non-uniform: the largest violation of the centroid and midpoint conditions,
         relative to the level span ``levels[-1] - levels[0]``.  Uniform: the size of the
@@ -63,7 +63,10 @@ class QuantizerTable:
     converged : bool
         ``residual`` met the tolerance.
     scale : float
-        The table is the unit table times ``scale`` (1 for a table solved at unit scale).
+        The scale of the distribution (its ``std``; ``scale`` for Laplace, the width for
+        uniform): the table is the unit table times ``scale``, so
+        ``solve(dist, params={"std": s})`` and ``solve(dist).scaled(s)`` agree.  1 for
+        tables fitted to data, times any later :meth:`scaled` factor.
     zero_threshold : float or None
         The pinned first threshold of a half-wave table (0 for hwgq, epsilon for deadzone).
     version : str
@@ -81,7 +84,7 @@ class QuantizerTable:
     kind: str
     mse: float
     sqnr_db: float
-    entropy_bits: float
+    entropy_bits: float | None
     residual: float
     iterations: int
     converged: bool
@@ -93,6 +96,15 @@ class QuantizerTable:
         object.__setattr__(self, "levels", _frozen_array(self.levels))
         object.__setattr__(self, "thresholds", _frozen_array(self.thresholds))
         object.__setattr__(self, "params", dict(self.params))
+        # plain Python numbers, whether solved (numpy scalars) or loaded (JSON)
+        for name in ("mse", "sqnr_db", "residual", "scale"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("step", "zero_threshold", "entropy_bits"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else float(value))
+        for name in ("bits", "n_levels", "iterations"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "converged", bool(self.converged))
 
     # ------------------------------------------------------------------ use
     def quantize(self, x, *, return_index: bool = False):
@@ -156,8 +168,8 @@ class QuantizerTable:
             "zero_threshold": None if self.zero_threshold is None else float(self.zero_threshold),
             "scale": float(self.scale),
             "mse": float(self.mse),
-            "sqnr_db": float(self.sqnr_db),
-            "entropy_bits": float(self.entropy_bits),
+            "sqnr_db": float(self.sqnr_db) if math.isfinite(self.sqnr_db) else None,
+            "entropy_bits": None if self.entropy_bits is None else float(self.entropy_bits),
             "residual": float(self.residual),
             "iterations": int(self.iterations),
             "converged": bool(self.converged),
@@ -235,13 +247,15 @@ def table_from_dict(obj) -> QuantizerTable:
         raise InvalidTableError(f"unsupported schema {obj['schema']!r} (expected {SCHEMA!r})")
     dist = obj["distribution"]
     if not (isinstance(dist, dict) and isinstance(dist.get("name"), str)
-            and isinstance(dist.get("params", {}), dict)):
+            and isinstance(dist.get("params"), dict)):
         raise InvalidTableError("field 'distribution' must be an object with 'name' and 'params'")
     levels = _vector(obj, "levels")
     thresholds = _vector(obj, "thresholds")
     n_levels = _num(obj, "n_levels", integer=True)
     bits = _num(obj, "bits", integer=True)
-    if n_levels < 2 or levels.size != n_levels:
+    if not 2 <= n_levels <= 65536:
+        raise InvalidTableError(f"n_levels must be between 2 and 65536, got {n_levels}")
+    if levels.size != n_levels:
         raise InvalidTableError(f"n_levels is {n_levels} but 'levels' has {levels.size} entries")
     if thresholds.size != n_levels - 1:
         raise InvalidTableError(
@@ -271,6 +285,13 @@ def table_from_dict(obj) -> QuantizerTable:
     conv = obj.get("converged", True)
     if not isinstance(conv, bool):
         raise InvalidTableError("field 'converged' must be true or false")
+    mse = _num(obj, "mse")
+    scale = _num(obj, "scale")
+    if mse < 0.0:
+        raise InvalidTableError(f"field 'mse' must be non-negative, got {mse!r}")
+    if not scale > 0.0:
+        raise InvalidTableError(f"field 'scale' must be positive, got {scale!r}")
+    sqnr = math.inf if obj["sqnr_db"] is None else _num(obj, "sqnr_db")
     return QuantizerTable(
         levels=levels,
         thresholds=thresholds,
@@ -281,13 +302,13 @@ def table_from_dict(obj) -> QuantizerTable:
         params=params,
         convention=obj["convention"],
         kind=obj["kind"],
-        mse=_num(obj, "mse"),
-        sqnr_db=_num(obj, "sqnr_db"),
-        entropy_bits=_num(obj, "entropy_bits") if obj.get("entropy_bits") is not None else math.nan,
+        mse=mse,
+        sqnr_db=sqnr,
+        entropy_bits=_num(obj, "entropy_bits", allow_none=True),
         residual=_num(obj, "residual"),
         iterations=_num(obj, "iterations", integer=True) if "iterations" in obj else 0,
         converged=conv,
-        scale=_num(obj, "scale"),
+        scale=scale,
         zero_threshold=_num(obj, "zero_threshold", allow_none=True),
         version=obj["version"],
     )

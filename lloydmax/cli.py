@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", metavar="NAME",
                    help="a trainer's activation table: hwgq, tsq, syq, dq (docs/trainers.md)")
     _add_quantizer_options(s)
-    s.add_argument("--format", choices=("text", "json", "csv"), default=None,
-                   help="output format (default: from the -o suffix .json/.csv, else text)")
+    s.add_argument("--format", choices=("text",) + _io.FORMATS, default=None,
+                   help="output format (default: from the -o suffix .json/.csv/.npz, else text)")
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
 
     t = sub.add_parser("table", help="sweep bit-widths into one table file",
@@ -264,6 +264,19 @@ def _text(table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _output_format(fmt, output, default: str) -> str:
+    """The format to write: --format, else the -o suffix, else ``default``.  A table
+    suffix that contradicts --format is an error, not a file that cannot be read back."""
+    suffix = output.rsplit(".", 1)[-1].lower() if output and "." in output else ""
+    if fmt is None:
+        fmt = suffix if suffix in _io.FORMATS else default
+    elif suffix in _io.FORMATS and suffix != fmt:
+        raise InvalidInputError(f"--format {fmt} does not match the .{suffix} suffix of {output}")
+    if fmt == "npz" and not output:
+        raise InvalidInputError("npz output is binary: give -o FILE")
+    return fmt
+
+
 def _emit(data: bytes, output) -> None:
     if output:
         _io.atomic_write(output, data)
@@ -279,10 +292,7 @@ def _cmd_solve(args) -> int:
         table = _preset_table(args)
     else:
         table = solve(args.bits, n_levels=args.levels, **_solve_kwargs(args))
-    fmt = args.format
-    if fmt is None:
-        suffix = args.output.rsplit(".", 1)[-1].lower() if args.output and "." in args.output else ""
-        fmt = suffix if suffix in ("json", "csv") else "text"
+    fmt = _output_format(args.format, args.output, "text")
     if fmt == "text":
         data = _text(table).encode("utf-8")
     else:
@@ -293,11 +303,7 @@ def _cmd_solve(args) -> int:
 
 def _cmd_table(args) -> int:
     bits = _parse_bits_list(args.bits)
-    fmt = args.format or (_io.format_from_path(args.output) if args.output else "json")
-    if fmt == "npz" and not args.output:
-        raise InvalidInputError("npz output is binary: give -o FILE")
-    if args.output:
-        _io.format_from_path(args.output, fmt)
+    fmt = _output_format(args.format, args.output, "json")
     kwargs = _solve_kwargs(args)
     tables = []
     show = sys.stderr.isatty() and len(bits) > 1

@@ -88,7 +88,9 @@ def test_table_sweep_formats(capsys, tmp_path):
     (["table", "--bits", "3-1"], "backwards"),
     (["table", "--bits", "1-20"], "between 1 and 16"),
     (["table", "--bits", "1-2", "--format", "npz"], "-o FILE"),
-    (["table", "--bits", "1-2", "-o", "x.txt"], "unsupported"),
+    (["table", "--bits", "1-2", "--format", "json", "-o", "x.csv"], "does not match"),
+    (["solve", "--bits", "2", "--format", "text", "-o", "x.npz"], "does not match"),
+    (["solve", "--bits", "2", "--format", "npz"], "-o FILE"),
     (["frobnicate"], "invalid choice"),
     (["solve", "--bits", "2", "--bogus"], "unrecognized"),
 ])
@@ -166,3 +168,12 @@ def test_malformed_table_file_exit_2(capsys, tmp_path):
     bad.write_text('{"schema": "lloydmax.table/1"}')
     code, _, err = run(capsys, "check", str(bad))
     assert code == 2 and "missing required" in err and err.count("\n") == 1
+
+
+def test_solve_npz_from_suffix_and_table_default_json(capsys, tmp_path):
+    path = tmp_path / "one.npz"
+    code, _, _ = run(capsys, "solve", "--bits", "3", "--half-wave", "-o", str(path))
+    assert code == 0 and lm.load_table(path).bits == 3
+    txt = tmp_path / "sweep.txt"
+    code, _, _ = run(capsys, "table", "--bits", "1-2", "-o", str(txt))
+    assert code == 0 and len(lm.load_tables(txt, format="json")) == 2

@@ -156,3 +156,37 @@ def test_wide_dead_zone_table_round_trips(tmp_path):
     d["thresholds"][1] = d["levels"][1] + 0.02
     with pytest.raises(lm.InvalidTableError, match="between"):
         lm.table_from_dict(d)
+
+
+def test_infinite_sqnr_and_missing_entropy_round_trip(tmp_path):
+    t = lm.solve_data([0.0, 0.0, 1.0, 1.0], bits=1)
+    assert t.mse == 0.0 and t.sqnr_db == float("inf")
+    t.save(tmp_path / "z.json")
+    back = lm.load_table(tmp_path / "z.json")
+    assert back.sqnr_db == float("inf") and json.loads((tmp_path / "z.json").read_text())["sqnr_db"] is None
+    d = lm.solve(bits=2).to_dict()
+    del d["entropy_bits"]
+    loaded = lm.table_from_dict(d)
+    assert loaded.entropy_bits is None
+    loaded.save(tmp_path / "e.json")  # no crash on a table without entropy
+    assert lm.load_table(tmp_path / "e.json").entropy_bits is None
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: d.update(scale=-1.0), "scale"),
+    (lambda d: d.update(mse=-0.1), "non-negative"),
+    (lambda d: d["distribution"].pop("params"), "params"),
+    (lambda d: d.update(n_levels=70000), "65536"),
+])
+def test_loader_enforces_the_schema_ranges(mutate, needle):
+    d = lm.solve(bits=2).to_dict()
+    mutate(d)
+    with pytest.raises(lm.InvalidTableError, match=needle):
+        lm.table_from_dict(d)
+
+
+def test_scale_records_the_distribution_scale():
+    a = lm.solve(bits=2, dist="halfwave-gaussian", params={"std": 2.5})
+    b = lm.solve(bits=2, dist="halfwave-gaussian").scaled(2.5)
+    assert a.scale == b.scale == 2.5 and a.params == b.params
+    assert type(a.mse) is float and type(a.step) is type(None)

@@ -87,3 +87,20 @@ def test_evaluate_matches_naive_mse_for_any_table():
     odd = dataclasses.replace(t, levels=levels, thresholds=thresholds)
     got = lm.evaluate(odd)["mse"]
     assert abs(got - naive.gaussian().mse(levels, thresholds)) <= 1e-13
+
+
+def test_dead_zone_that_swallows_level_one_is_reported():
+    """At 4 bits with eps = 0.32 the best uniform grid (step ~0.197, by a scan of the naive
+    MSE with thresholds max(eps, midpoint)) leaves level 1 inside the dead zone."""
+    h = naive.halfwave()
+
+    def mse(step):
+        q = step * np.arange(16)
+        t = np.maximum(0.5 * (q[1:] + q[:-1]), 0.32)
+        return h.mse(q, t)
+
+    steps = np.linspace(0.17, 0.25, 17)
+    best = steps[np.argmin([mse(s) for s in steps])]
+    assert 1.5 * best < 0.32  # the premise: the optimum has an empty cell
+    with pytest.raises(lm.ConventionError, match="swallows the first level"):
+        lm.solve(bits=4, dist="halfwave-gaussian", uniform=True, zero_threshold=0.32)
