@@ -1,6 +1,10 @@
-"""Data-facing side of lloydmax: activation collectors, histograms and reports.
+"""Data-facing side of lloydmax: activation histograms, collectors and reports.
 
 Stands on :mod:`lloydmax`; lloydmax never imports it (the ``lloydmax analyze`` command
-loads it lazily).  Built out by the analysis issue.
+loads it lazily).
 """
-__all__: list[str] = []
+from .collect import collect
+from .distributed import all_reduce_histogram
+from .histogram import Histogram, WeightedPoints
+
+__all__ = ["Histogram", "WeightedPoints", "collect", "all_reduce_histogram"]

@@ -1,0 +1,209 @@
+"""Collect histograms from numpy arrays, iterables of batches, ``.npy`` and ``.npz`` files.
+
+Files are read in slabs along their first axis, so memory stays bounded whatever their
+size: ``.npy`` through a read-only memory map, ``.npz`` members by streaming each stored
+array out of the zip (compressed or not) instead of loading it whole.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from lloydmax.errors import InvalidDataError, InvalidInputError
+
+from ._progress import Progress
+from .histogram import Histogram
+
+__all__ = ["collect"]
+
+#: values per slab read from a file
+SLAB = 1 << 22
+
+
+def collect(source, *, axis: int | None = None, n_bins: int = 2048, strict: bool = False,
+            progress: bool | None = None):
+    """Histogram(s) of activation data.
+
+    Parameters
+    ----------
+    source
+        * a numpy array (or anything with ``__array__``, e.g. a CPU torch tensor);
+        * an iterable of batches (arrays of the same channel count), e.g. a generator;
+        * a mapping ``name -> array``;
+        * a path to a ``.npy`` file (memory-mapped, read in slabs) or a ``.npz`` file
+          (every array one layer, streamed in slabs).
+    axis : int or None
+        Channel axis of each array (e.g. 1 for NCHW); None for one histogram per tensor.
+    n_bins, strict
+        Passed to :class:`~analysis.histogram.Histogram`.
+    progress : bool or None
+        Show a progress bar on stderr; None shows it only when stderr is a terminal.
+
+    Returns
+    -------
+    Histogram, or dict[str, Histogram]
+        One histogram; a dict for a ``.npz`` file or a mapping (one entry per layer).
+
+    Raises
+    ------
+    InvalidInputError
+        A missing or unsupported file, or an axis out of range for an array.
+    InvalidDataError
+        Non-numeric arrays (or NaN / Inf with ``strict=True``).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if suffix not in (".npy", ".npz"):
+            raise InvalidInputError(f"cannot collect from {path.name!r}: use a .npy or .npz file")
+        if not path.is_file():
+            raise InvalidInputError(f"activation file not found: {path}")
+        if suffix == ".npy":
+            return _collect_npy(path, axis, n_bins, strict, progress)
+        return _collect_npz(path, axis, n_bins, strict, progress)
+    if isinstance(source, Mapping):
+        return {str(name): collect(value, axis=axis, n_bins=n_bins, strict=strict,
+                                   progress=progress)
+                for name, value in source.items()}
+    hist = Histogram(n_bins=n_bins, axis=axis, strict=strict)
+    if isinstance(source, np.ndarray) or hasattr(source, "__array__"):
+        arr = np.asarray(source)
+        _check_array(arr, axis, "data")
+        _feed_array(hist, arr, progress, "histogram")
+        return hist
+    if isinstance(source, Iterable):
+        total = len(source) if hasattr(source, "__len__") else None
+        with Progress(total, "histogram", enabled=progress) as bar:
+            for batch in source:
+                hist.update(batch)
+                bar.advance()
+        return hist
+    raise InvalidInputError(f"cannot collect from a {type(source).__name__}: give an array, "
+                            "an iterable of batches, a mapping or a .npy/.npz path")
+
+
+def _check_array(arr: np.ndarray, axis, name: str) -> None:
+    if arr.dtype.kind not in "fiu":
+        raise InvalidDataError(f"{name}: data must be real numbers, got dtype {arr.dtype}")
+    if axis is not None and not -arr.ndim <= axis < arr.ndim:
+        raise InvalidInputError(f"{name}: axis {axis} is out of range for an array of shape "
+                                f"{arr.shape}")
+
+
+def _feed_array(hist: Histogram, arr: np.ndarray, progress, desc: str) -> None:
+    """Update ``hist`` from ``arr`` in slabs along the first axis (bounded memory)."""
+    axis = hist.axis
+    if arr.ndim == 0 or arr.size == 0:
+        hist.update(arr)
+        return
+    if axis is not None and axis < 0:
+        axis += arr.ndim
+    if arr.flags.f_contiguous and not arr.flags.c_contiguous:
+        arr = arr.T  # slabs along the slowest axis of the memory layout
+        axis = None if axis is None else arr.ndim - 1 - axis
+    if axis is not None:
+        hist._ensure_channels(arr.shape[axis])
+    rows = max(1, SLAB // max(1, arr[0].size))
+    with Progress(arr.shape[0], desc, enabled=progress) as bar:
+        for start in range(0, arr.shape[0], rows):
+            block = arr[start:start + rows]
+            if axis == 0:
+                hist._update_part(block, start)
+            elif axis is None:
+                hist.update(block)
+            else:
+                # the slab keeps every channel; only the batch axis is cut
+                saved = hist._axis
+                hist._axis = axis
+                try:
+                    hist.update(block)
+                finally:
+                    hist._axis = saved
+            bar.advance(block.shape[0])
+
+
+def _collect_npy(path: Path, axis, n_bins, strict, progress) -> Histogram:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"{path}: not a readable .npy file ({exc})") from None
+    _check_array(arr, axis, path.name)
+    hist = Histogram(n_bins=n_bins, axis=axis, strict=strict)
+    _feed_array(hist, arr, progress, path.name)
+    return hist
+
+
+class _Stream:
+    """Rows of one ``.npy`` member of a zip, read sequentially in slabs."""
+
+    def __init__(self, fh, shape, dtype):
+        self.fh, self.shape, self.dtype = fh, shape, dtype
+
+    def slabs(self, rows: int):
+        row_values = int(np.prod(self.shape[1:], dtype=np.int64))
+        for start in range(0, self.shape[0], rows):
+            n = min(rows, self.shape[0] - start)
+            nbytes = n * row_values * self.dtype.itemsize
+            raw = self.fh.read(nbytes)
+            if len(raw) != nbytes:
+                raise InvalidInputError("truncated array in .npz file")
+            yield start, np.frombuffer(raw, dtype=self.dtype).reshape((n,) + self.shape[1:])
+
+
+def _collect_npz(path: Path, axis, n_bins, strict, progress) -> dict:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InvalidInputError(f"{path}: not a readable .npz file ({exc})") from None
+    out = {}
+    with zf:
+        for member in zf.namelist():
+            name = member[:-4] if member.endswith(".npy") else member
+            hist = Histogram(n_bins=n_bins, axis=axis, strict=strict)
+            with zf.open(member) as fh:
+                try:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                    elif version == (2, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                    else:
+                        fortran, shape, dtype = True, None, None  # read whole, below
+                except ValueError as exc:
+                    raise InvalidInputError(f"{path}: member {member!r} is not an array "
+                                            f"({exc})") from None
+                if not fortran and dtype.kind in "fiu" and len(shape) > 0:
+                    _check_array(np.empty((0,) * len(shape), dtype), axis, f"{path.name}:{name}")
+                    if axis is not None:
+                        hist._ensure_channels(shape[axis])
+                    _feed_stream(hist, _Stream(fh, shape, dtype), axis, progress,
+                                 f"{path.name}:{name}")
+                    out[name] = hist
+                    continue
+            # Fortran order, 0-d, an exotic header or a non-numeric dtype: load this member
+            with np.load(path, allow_pickle=False) as z:
+                try:
+                    arr = z[name]
+                except ValueError as exc:
+                    raise InvalidDataError(f"{path.name}:{name}: cannot read ({exc})") from None
+            _check_array(arr, axis, f"{path.name}:{name}")
+            _feed_array(hist, arr, progress, f"{path.name}:{name}")
+            out[name] = hist
+    return out
+
+
+def _feed_stream(hist: Histogram, stream: _Stream, axis, progress, desc: str) -> None:
+    shape = stream.shape
+    ax = None if axis is None else axis % len(shape)
+    rows = max(1, SLAB // max(1, int(np.prod(shape[1:], dtype=np.int64))))
+    with Progress(shape[0], desc, enabled=progress) as bar:
+        for start, block in stream.slabs(rows):
+            if ax == 0:
+                hist._update_part(block, start)
+            else:
+                hist.update(block)
+            bar.advance(block.shape[0])
