@@ -6,5 +6,7 @@ loads it lazily).
 from .collect import collect
 from .distributed import all_reduce_histogram
 from .histogram import Histogram, WeightedPoints
+from .report import best_tables, report
 
-__all__ = ["Histogram", "WeightedPoints", "collect", "all_reduce_histogram"]
+__all__ = ["Histogram", "WeightedPoints", "collect", "all_reduce_histogram", "report",
+           "best_tables"]

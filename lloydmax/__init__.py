@@ -8,6 +8,7 @@
 from . import presets, weights
 from ._check import CheckResult, check, table_from_levels, table_from_step
 from ._dists import Distribution, get_distribution, list_distributions
+from ._dp import solve_dp
 from ._io import load_table, load_tables, save_tables
 from ._solver import (MAX_BITS, MAX_LEVELS, evaluate, solve, solve_data,
                       zero_threshold_for_sparsity)
@@ -34,6 +35,7 @@ __all__ = [
     "Distribution",
     "solve",
     "solve_data",
+    "solve_dp",
     "evaluate",
     "check",
     "CheckResult",

@@ -31,10 +31,11 @@ from .errors import InvalidDataError
 
 __all__ = ["solve_dp"]
 
-# argmin rows are int32 (n + 1 entries each); past this many entries the backtrack keeps
-# only every B-th row of D and recomputes a block of B layers at a time (O(n sqrt(L))
-# memory for twice the time), so 1e5 points x 256 levels stays near 20 MB instead of 100 MB
-_ARG_BUDGET = 1 << 23
+# argmin rows are int32 (n + 1 entries each); past this many entries (64 MB) the backtrack
+# keeps only every B-th row of D and recomputes a block of B = sqrt(L) layers at a time
+# (O(n sqrt(L)) memory for about 1.5 times the time), so 1e5 points x 256 levels stays
+# near 20 MB instead of 100 MB
+_ARG_BUDGET = 1 << 24
 
 
 # --------------------------------------------------------------------------- kernels
@@ -149,6 +150,9 @@ def dp_partition(prefix_w, prefix_wx, prefix_wxx, first, n_free, block, bounds, 
             nxt = np.empty(n + 1)
             for kk in range(b * block + 1, k + 1):
                 i_min, j_lo, j_hi = _layer_range(kk, n, n_free, first_start)
+                # the backtrack only descends from j: later columns are not needed (on
+                # average this halves the recomputation)
+                j_hi = min(j_hi, j)
                 nxt[:] = np.inf
                 _dp_layer(row, prefix_w, prefix_wx, prefix_wxx, i_min, j_lo, j_hi, nxt,
                           arg[(kk - 1) % block])

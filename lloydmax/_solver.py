@@ -449,6 +449,12 @@ def solve_data(x, bits=None, *, n_levels=None, weights=None, uniform: bool = Fal
         kind = "uniform"
         step = theta[1]
         residual = 0.0 if int(uinfo[3]) == K.OK else math.inf
+        if not np.all(np.diff(thr) > 0):
+            # the least-squares grid put the first level(s) inside the dead zone
+            raise ConventionError(
+                f"a dead zone at eps={scale * layout.zero_threshold:g} swallows the first level "
+                f"of the {b}-bit uniform grid fitted to this data; use fewer bits, a smaller "
+                "eps, or a non-uniform table")
     out = np.empty(3)
     K.data_summary(pw, pwx, pwxx, z, levels, thr, out)
     mse = scale * scale * out[0]

@@ -238,7 +238,7 @@ def _lookup(x: "torch.Tensor", thresholds: "torch.Tensor", levels: "torch.Tensor
     else:
         keys = x.to(torch.float32)  # exact widening
         bounds, values = round_down_float32(thresholds), _round_once(levels, x.dtype)
-    index = torch.bucketize(keys, bounds, right=False)
+    index = torch.bucketize(keys.contiguous(), bounds, right=False)  # e.g. channels_last input
     out = values[index]
     return torch.where(torch.isnan(x), x, out)
 

@@ -75,3 +75,11 @@ def test_bad_weights_and_negative_relu_data():
         lm.solve_data([1.0, 2.0, 3.0], bits=1, weights=[1.0, -1.0, 1.0])
     with pytest.raises(lm.InvalidDataError, match="non-negative"):
         lm.solve_data([-1.0, 2.0, 3.0], bits=1, convention="hwgq")
+
+
+def test_uniform_dead_zone_on_data_that_swallows_level_one_raises():
+    x = np.maximum(np.random.default_rng(0).standard_t(12, 3000) + 1, 0)
+    with pytest.raises(lm.ConventionError, match="swallows"):
+        lm.solve_data(x, bits=4, uniform=True, zero_threshold=0.66)
+    ok = lm.solve_data(x, bits=2, uniform=True, zero_threshold=0.66)
+    assert np.all(np.diff(ok.thresholds) > 0) and ok.thresholds[0] == 0.66

@@ -1,0 +1,471 @@
+"""Per-layer quantization report: how far each layer's activations are from the
+half-wave Gaussian, and what every way of building a b-bit activation quantizer costs on
+them.
+
+:func:`report` turns histograms (:class:`analysis.histogram.Histogram`) into a
+:class:`pandas.DataFrame`; :func:`best_tables` picks the least-MSE table per layer, ready
+for :func:`lloydmax.save_tables`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
+
+import lloydmax as lm
+from lloydmax._dp import solve_dp
+from lloydmax._solver import resolve_levels
+from lloydmax.errors import (ConventionError, InvalidBitsError, InvalidDataError,
+                             InvalidInputError, MissingDependencyError)
+
+__all__ = ["report", "best_tables", "METHODS_DOC"]
+
+_CONVENTIONS = ("hwgq", "round", "deadzone")
+# failures that mean "this method does not apply to this layer" (too few distinct values,
+# negative data under a half-wave convention, a dead zone above every value, ...): the
+# cell is NaN; anything else is a bug or a bad argument and propagates
+_NOT_APPLICABLE = (InvalidDataError, ConventionError)
+
+METHODS_DOC = {
+    "<c>_unit": "published recipe: the unit half-wave Gaussian optimal uniform table in "
+                "convention <c>, times the layer's sigma",
+    "dp": "exact global optimum (any levels, no pinned zero): the floor for every column",
+    "dp_<c>": "exact global optimum with level 0 pinned at 0 in convention <c>",
+    "uniform_<c>": "optimal uniform step fitted to the data (lloydmax.solve_data, "
+                   "uniform=True) in convention <c>",
+    "pclip": "uniform over [0, percentile clip], round to nearest",
+    "maxrange": "uniform over [0, max], round to nearest",
+}
+
+
+class _TableStore(dict):
+    """The report's tables, keyed ``(layer, channel, bits, method)``.
+
+    Kept in ``DataFrame.attrs``; pandas deep-copies attrs on many operations, and the
+    tables are immutable, so a copy is the same store."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _as_histograms(histograms) -> dict:
+    if isinstance(histograms, dict):
+        if not histograms:
+            raise InvalidInputError("no histograms given")
+        items = histograms
+    else:
+        items = {"tensor": histograms}
+    for name, hist in items.items():
+        missing = [a for a in ("to_weighted_points", "n_channels", "power_sums", "count",
+                               "zeros", "min", "max") if not hasattr(hist, a)]
+        if missing:
+            raise InvalidInputError(
+                f"layer {name!r}: expected an analysis.histogram.Histogram, got "
+                f"{type(hist).__name__} (no {', '.join(missing)})")
+    return {str(k): v for k, v in items.items()}
+
+
+def _check_args(bits, conventions, percentile, eps):
+    if isinstance(bits, (int, np.integer)) and not isinstance(bits, bool):
+        bits = (bits,)
+    try:
+        bits = tuple(bits)
+    except TypeError:
+        raise InvalidBitsError(f"bits must be an integer or a sequence of them, got {bits!r}") \
+            from None
+    if not bits:
+        raise InvalidBitsError("give at least one bit-width")
+    bits = tuple(resolve_levels(b)[0] for b in bits)
+    if isinstance(conventions, str):
+        conventions = (conventions,)
+    conventions = tuple(str(c).lower() for c in conventions)
+    bad = [c for c in conventions if c not in _CONVENTIONS]
+    if bad:
+        raise ConventionError(f"unknown convention(s) {', '.join(bad)}; valid: "
+                              f"{', '.join(_CONVENTIONS)}")
+    p = float(percentile)
+    if not 0.0 < p <= 100.0:
+        raise InvalidInputError(f"percentile must be in (0, 100], got {percentile!r}")
+    e = float(eps)
+    if not (e > 0.0 and math.isfinite(e)):
+        raise ConventionError(f"eps must be a positive finite number, got {eps!r}")
+    return bits, conventions, p, e
+
+
+def _channel_pick(value, channel):
+    arr = np.asarray(value)
+    return arr.reshape(-1)[channel] if arr.ndim else arr[()]
+
+
+def _select(hist, name, channel):
+    """(values, weights, stats) of one channel, or of the whole tensor (channel None)."""
+    n_ch = hist.n_channels
+    if n_ch is None or n_ch == 0:
+        raise InvalidDataError(f"layer {name!r}: the histogram is empty (no update yet)")
+    channels = list(range(n_ch)) if channel is None else [channel]
+    values, weights, sums = [], [], [Fraction(0)] * 4
+    count = zeros = 0
+    lo, hi = math.inf, -math.inf
+    for c in channels:
+        n_c = int(_channel_pick(hist.count, c))
+        if n_c == 0:
+            continue
+        pts = hist.to_weighted_points(channel=c, include_zeros=True)
+        v, w = pts
+        values.append(np.asarray(v, dtype=np.float64))
+        weights.append(np.asarray(w, dtype=np.float64))
+        sums = [a + b for a, b in zip(sums, hist.power_sums(c))]
+        count += n_c
+        zeros += int(_channel_pick(hist.zeros, c))
+        lo = min(lo, float(_channel_pick(hist.min, c)))
+        hi = max(hi, float(_channel_pick(hist.max, c)))
+    if count == 0:
+        where = "" if channel is None else f" channel {channel}"
+        raise InvalidDataError(f"layer {name!r}{where}: the histogram is empty (no finite values)")
+    v = np.concatenate(values)
+    w = np.concatenate(weights)
+    if len(values) > 1:
+        # channels have their own grids: merge their points in value order (ties add up)
+        order = np.argsort(v, kind="stable")
+        v, w = v[order], w[order]
+        starts = np.flatnonzero(np.concatenate([[True], np.diff(v) > 0]))
+        v, w = v[starts], np.add.reduceat(w, starts)
+    stats = {"count": count, "zeros": zeros, "min": lo, "max": hi}
+    stats.update(_exact_moments(count, sums))
+    return v, w, stats
+
+
+def _to_float(x: Fraction) -> float:
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def _exact_moments(n: int, sums) -> dict:
+    """mean, std, skewness, excess kurtosis and E[x^2] from exact power sums, rounded
+    once (population / biased definitions, as scipy.stats.skew and kurtosis)."""
+    s1, s2, s3, s4 = (Fraction(s) for s in sums)
+    mean = s1 / n
+    m2 = s2 / n - mean * mean
+    out = {"mean": _to_float(mean), "std": math.sqrt(_to_float(m2)),
+           "power": _to_float(s2 / n), "skewness": math.nan, "kurtosis": math.nan}
+    if m2 > 0:
+        m3 = s3 / n - 3 * mean * s2 / n + 2 * mean ** 3
+        m4 = s4 / n - 4 * mean * s3 / n + 6 * mean * mean * s2 / n - 3 * mean ** 4
+        out["skewness"] = math.copysign(math.sqrt(_to_float(m3 * m3 / m2 ** 3)), m3) if m3 else 0.0
+        out["kurtosis"] = _to_float(m4 / (m2 * m2) - 3)
+    return out
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def _table_mse(table, v, w) -> float:
+    """Exact MSE of ``table`` on the weighted points: sum w (v - Q(v))^2 / sum w."""
+    d = v - table.quantize(v)
+    return float(np.sum(w * d * d) / np.sum(w))
+
+
+def _weighted_percentile(v, w, p: float) -> float:
+    """Smallest value whose cumulative weight fraction reaches p / 100 (the inverted-CDF
+    percentile, numpy's ``method="inverted_cdf"`` on the repeated values)."""
+    cum = np.cumsum(w)
+    k = int(np.searchsorted(cum, p / 100.0 * cum[-1], side="left"))
+    return float(v[min(k, v.size - 1)])
+
+
+def _ks_halfwave(v, w, sigma: float) -> float:
+    """sup_x |F(x) - G(x)|: F the weighted empirical CDF, G the CDF of ReLU(N(0, sigma^2))
+    (0 below 0, a jump of 1/2 at 0, Phi(x / sigma) above)."""
+    from scipy.special import ndtr
+
+    if not (sigma > 0.0):
+        return math.nan
+    if not np.any(v == 0.0):  # G jumps at 0: look there even when no data sit at 0
+        k = int(np.searchsorted(v, 0.0))
+        v, w = np.insert(v, k, 0.0), np.insert(w, k, 0.0)
+    cdf = np.cumsum(w) / np.sum(w)
+    before = np.concatenate([[0.0], cdf[:-1]])
+    g = np.where(v < 0.0, 0.0, ndtr(v / sigma))
+    g_left = np.where(v <= 0.0, 0.0, g)  # the limit from the left; G is continuous off 0
+    return float(max(np.max(np.abs(cdf - g)), np.max(np.abs(before - g_left))))
+
+
+def _uniform_table(v, w, bits: int, lo: float, hi: float):
+    """Uniform levels lo + k (hi - lo) / (2^b - 1), round to nearest (midpoints)."""
+    n = 1 << bits
+    if not hi > lo:
+        raise InvalidDataError("the clipping range is empty")
+    step = (hi - lo) / (n - 1)
+    levels = lo + step * np.arange(n)
+    levels[-1] = hi
+    thresholds = 0.5 * (levels[1:] + levels[:-1])
+    relu = lo == 0.0 and v[0] >= 0.0
+    table = lm.QuantizerTable(
+        levels=levels, thresholds=thresholds, step=step, bits=bits, n_levels=n,
+        distribution="empirical", params={"count": int(round(float(np.sum(w))))},
+        convention="round" if relu else "none", kind="uniform", mse=math.nan,
+        sqnr_db=math.nan, entropy_bits=math.nan, residual=0.0, iterations=0, converged=True,
+        zero_threshold=None)
+    mse = _table_mse(table, v, w)
+    power = float(np.sum(w * v * v) / np.sum(w))
+    mass = np.bincount(table.quantize(v, return_index=True), weights=w, minlength=n)
+    p = mass[mass > 0] / np.sum(w)
+    return replace(table, mse=mse, entropy_bits=float(-np.sum(p * np.log2(p))),
+                   sqnr_db=10.0 * math.log10(power / mse) if mse > 0 else math.inf)
+
+
+def _is_valid_table(table) -> bool:
+    """Thresholds strictly increasing, each between its two levels (the table rule needs
+    both).  lm.solve_data(uniform=True) with a dead zone wider than the step can return a
+    table whose first positive level lies below the dead zone; such a table has no
+    well-defined cells, so its column is NaN rather than a meaningless number."""
+    lv, th = table.levels, table.thresholds
+    return bool(np.all(np.diff(th) > 0) and np.all(lv[:-1] <= th) and np.all(th <= lv[1:]))
+
+
+def _method_tables(v, w, stats, bits, conventions, percentile, eps, unit_cache):
+    """{method: table or None} for one bit-width on one layer's weighted points."""
+    sigma = math.sqrt(2.0 * stats["power"])
+    relu = bool(v[0] >= 0.0)
+    out: dict = {}
+
+    def attempt(name, build):
+        try:
+            table = build()
+        except _NOT_APPLICABLE:
+            table = None
+        out[name] = table if table is None or _is_valid_table(table) else None
+
+    def conv_kw(c):
+        return {"zero_threshold": eps * sigma} if c == "deadzone" else {"convention": c}
+
+    for c in conventions:
+        def unit(c=c):
+            if not (relu and sigma > 0.0):
+                raise InvalidDataError("not ReLU data")
+            key = (bits, c)
+            if key not in unit_cache:
+                kw = {"zero_threshold": eps} if c == "deadzone" else {"convention": c}
+                unit_cache[key] = lm.solve(bits=bits, dist="halfwave-gaussian", uniform=True,
+                                           **kw)
+            return unit_cache[key].scaled(sigma)
+        attempt(f"{c}_unit", unit)
+    attempt("dp", lambda: solve_dp(v, bits=bits, weights=w))
+    for c in conventions:
+        attempt(f"dp_{c}", lambda c=c: solve_dp(v, bits=bits, weights=w, **conv_kw(c)))
+    for c in conventions:
+        attempt(f"uniform_{c}", lambda c=c: lm.solve_data(v, bits=bits, weights=w, uniform=True,
+                                                          check=False, **conv_kw(c)))
+    lo_clip = 0.0 if relu else _weighted_percentile(v, w, 100.0 - percentile)
+    attempt("pclip", lambda: _uniform_table(v, w, bits, lo_clip,
+                                            _weighted_percentile(v, w, percentile)))
+    attempt("maxrange", lambda: _uniform_table(v, w, bits, min(0.0, float(v[0])), float(v[-1])))
+    return out
+
+
+# --------------------------------------------------------------------------- public
+
+
+def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
+           conventions=("hwgq", "round", "deadzone"), percentile: float = 99.99,
+           eps: float = 0.32):
+    """One row per layer (or per channel): statistics, distance from the half-wave
+    Gaussian, and the MSE / SQNR of every way of building a b-bit quantizer.
+
+    Parameters
+    ----------
+    histograms : dict[str, Histogram] or Histogram
+        Layer name -> :class:`analysis.histogram.Histogram`; a single histogram is
+        reported as layer ``"tensor"``.
+    bits : int or sequence of int
+        Bit-widths (``2**b`` levels each).
+    per_channel : bool
+        One row per channel of per-channel histograms (``axis`` set).  Without it a
+        per-channel histogram is reported as one tensor: the exact moments from the summed
+        power sums, the points of all channels merged (each channel at its own bin width).
+    conventions : sequence of {"hwgq", "round", "deadzone"}
+        Half-wave conventions for the ``<c>_unit``, ``dp_<c>`` and ``uniform_<c>`` columns.
+    percentile : float
+        Clipping percentile of the ``pclip`` columns, in (0, 100].
+    eps : float
+        Dead-zone threshold in units of sigma (TSQ's 0.32 for unit-variance BN outputs);
+        the layer's threshold is ``eps * sigma``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns, in order:
+
+        * ``layer``; ``channel`` (nullable integer, <NA> for a per-tensor row).
+        * ``count`` finite values seen, ``zeros`` exact zeros, ``sparsity`` = zeros / count,
+          ``mean``, ``std`` (population), ``skewness`` $m_3/m_2^{3/2}$, ``kurtosis``
+          (excess, $m_4/m_2^2 - 3$), ``min``, ``max``: exact, from the raw data (the
+          histogram's power sums), not from the bins.
+        * ``sigma``: the scale of the ReLU(N(0, sigma^2)) with the layer's second moment.
+          For BN + ReLU, $E[\\mathrm{ReLU}(Z)^2] = \\sigma^2/2$, so
+          $\\sigma = \\sqrt{2 E[x^2]}$ (exact $E[x^2]$).  It is the factor by which the
+          unit-variance tables are scaled.
+        * ``ks_halfwave``: Kolmogorov-Smirnov distance $\\sup_x |F_n(x) - G(x)|$ between
+          the layer's CDF and ReLU(N(0, sigma^2)) (G = 0 below 0, 1/2 at 0,
+          $\\Phi(x/\\sigma)$ above), at bin resolution.
+        * ``points``: number of weighted points (occupied bins, plus 0 for the zeros).
+        * For each b in ``bits`` and each method below, ``mse_b{b}_{method}`` and
+          ``sqnr_b{b}_{method}`` = $10\\log_{10}(E[x^2] / \\mathrm{MSE})$ dB, both on
+          the weighted points (MSE columns first, then SQNR, per bit-width):
+
+          - ``{c}_unit`` for each convention c: the published recipe, the optimal uniform
+            table of the unit half-wave Gaussian (``lm.solve(bits=b,
+            dist="halfwave-gaussian", uniform=True, convention=c)``, dead zone at ``eps``)
+            scaled by sigma;
+          - ``dp``: the exact global optimum (:func:`lloydmax._dp.solve_dp`, free levels);
+            no b-bit quantizer does better, so it is the floor of every other column;
+          - ``dp_{c}``: the exact optimum with level 0 pinned at 0 in convention c;
+          - ``uniform_{c}``: the optimal uniform step fitted to the data
+            (``lm.solve_data(..., uniform=True)``) in convention c;
+          - ``pclip``: levels $k \\cdot clip / (2^b - 1)$, clip = the ``percentile``-th
+            percentile (inverted CDF), round to nearest;
+          - ``maxrange``: the same with clip = max.
+
+          For data with negative values the convention columns are NaN and ``pclip`` /
+          ``maxrange`` span [percentile 100 - p, percentile p] / [min, max].  A method
+          that does not apply (fewer distinct values than levels, a dead zone above
+          every value, a constant layer) gives NaN, and so does a table whose thresholds
+          are not increasing (``uniform_deadzone`` when the fitted step is smaller than
+          the dead zone).
+
+        ``df.attrs["tables"]`` maps ``(layer, channel, bits, method)`` to the
+        :class:`~lloydmax.QuantizerTable` behind each column (see :func:`best_tables`).
+
+    Notes
+    -----
+    Every MSE is evaluated exactly on the histogram's weighted points (bin centres with
+    their counts, and 0 with the number of exact zeros).  The points stand for the raw
+    data at bin-width resolution: a value is moved to its bin centre, so a quantizer's MSE
+    on the raw data differs from the reported one by up to about a bin width times the
+    RMS error (and the bins' own variance, width^2 / 12, is not counted).
+
+    Raises
+    ------
+    InvalidInputError
+        No histograms, an object that is not a histogram, bad ``bits``, ``conventions``,
+        ``percentile`` or ``eps``.
+    InvalidDataError
+        A histogram (or a requested channel) that holds no finite values.
+    """
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is in the test extra
+        raise MissingDependencyError("report needs pandas: pip install 'lloydmax[analysis]'") \
+            from None
+    hists = _as_histograms(histograms)
+    bits, conventions, percentile, eps = _check_args(bits, conventions, percentile, eps)
+    unit_cache: dict = {}
+    store = _TableStore()
+    rows = []
+    for name, hist in hists.items():
+        n_ch = hist.n_channels
+        if n_ch is None or n_ch == 0:
+            raise InvalidDataError(f"layer {name!r}: the histogram is empty (no update yet)")
+        channels = list(range(n_ch)) if per_channel else [None]
+        for ch in channels:
+            v, w, stats = _select(hist, name, ch)
+            sigma = math.sqrt(2.0 * stats["power"])
+            power_pts = float(np.sum(w * v * v) / np.sum(w))
+            row = {"layer": name, "channel": ch, "count": stats["count"],
+                   "zeros": stats["zeros"], "sparsity": stats["zeros"] / stats["count"],
+                   "mean": stats["mean"], "std": stats["std"], "skewness": stats["skewness"],
+                   "kurtosis": stats["kurtosis"], "min": stats["min"], "max": stats["max"],
+                   "sigma": sigma, "ks_halfwave": _ks_halfwave(v, w, sigma),
+                   "points": int(v.size)}
+            for b in bits:
+                tables = _method_tables(v, w, stats, b, conventions, percentile, eps,
+                                        unit_cache)
+                sqnr = {}
+                for method, table in tables.items():
+                    if table is None:
+                        mse = math.nan
+                    else:
+                        mse = _table_mse(table, v, w)
+                        store[(name, ch, b, method)] = table
+                    row[f"mse_b{b}_{method}"] = mse
+                    sqnr[f"sqnr_b{b}_{method}"] = (
+                        math.nan if not mse == mse else
+                        math.inf if mse == 0.0 else 10.0 * math.log10(power_pts / mse))
+                row.update(sqnr)
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    df["channel"] = df["channel"].astype("Int64")
+    df.attrs["tables"] = store
+    return df
+
+
+def best_tables(source, bits: int, *, methods=None, **report_kwargs) -> dict:
+    """The least-MSE table per layer (per channel for a per-channel report).
+
+    Parameters
+    ----------
+    source : pandas.DataFrame or dict[str, Histogram] or Histogram
+        A :func:`report` result (its ``attrs["tables"]``), or histograms, which are
+        reported first with ``report(source, bits=(bits,), **report_kwargs)``.
+    bits : int
+        Bit-width to choose at.
+    methods : sequence of str, optional
+        Restrict the choice to these methods (e.g. ``["uniform_hwgq", "pclip"]`` for the
+        best uniform table); default every method in the report, where ``dp`` always wins.
+
+    Returns
+    -------
+    dict
+        ``layer -> QuantizerTable`` (keys ``(layer, channel)`` for per-channel rows).
+        Write them with ``lloydmax.save_tables(list(result.values()), path)``.
+
+    Raises
+    ------
+    InvalidInputError
+        A DataFrame without the report's tables, or no column for ``bits`` / ``methods``.
+    """
+    import pandas as pd
+
+    b = resolve_levels(bits)[0]
+    if hasattr(source, "columns") and hasattr(source, "attrs"):
+        df = source
+        if report_kwargs:
+            raise InvalidInputError("report options apply to histograms, not to a report")
+    else:
+        df = report(source, bits=(b,), **report_kwargs)
+    store = df.attrs.get("tables")
+    if not isinstance(store, dict):
+        raise InvalidInputError("this DataFrame carries no tables (attrs['tables']): "
+                                "pass the report() result or the histograms")
+    prefix = f"mse_b{b}_"
+    cols = [c for c in df.columns if str(c).startswith(prefix)]
+    if methods is not None:
+        methods = [methods] if isinstance(methods, str) else list(methods)
+        missing = [m for m in methods if prefix + m not in cols]
+        if missing:
+            raise InvalidInputError(f"the report has no {b}-bit column for method(s) "
+                                    f"{', '.join(missing)}")
+        cols = [prefix + m for m in methods]
+    if not cols:
+        raise InvalidInputError(f"the report has no {b}-bit columns (mse_b{b}_*)")
+    out = {}
+    for _, row in df.iterrows():
+        values = row[cols].to_numpy(dtype=np.float64)
+        if np.all(np.isnan(values)):
+            continue
+        method = cols[int(np.nanargmin(values))][len(prefix):]
+        ch = row["channel"]
+        ch = None if pd.isna(ch) else int(ch)
+        table = store.get((row["layer"], ch, b, method))
+        if table is None:
+            raise InvalidInputError(f"no stored table for layer {row['layer']!r} "
+                                    f"({method}, {b} bits)")
+        out[row["layer"] if ch is None else (row["layer"], ch)] = table
+    return out
