@@ -140,8 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tolerance", metavar="PCT", type=_float("--tolerance"), default=0.0,
                    help="allowed excess MSE in percent with --strict (default 0)")
     c.add_argument("--format", choices=("text", "json"), default="text")
+    a = sub.add_parser("analyze", help="histogram real activations and report quantization MSE",
+                       description="Collect activation histograms (per layer, optionally per "
+                                   "channel) and report how each quantizer table fits them: the "
+                                   "unit HWGQ tables times the layer's sigma in each convention, "
+                                   "the exact optimum for the data (DP), uniform steps, clipping.",
+                       epilog=_ANALYZE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("source", metavar="ACTIVATIONS.npz|.npy|MODEL.onnx",
+                   help="saved activations (one array per layer in an .npz) or an ONNX model")
+    a.add_argument("--inputs", metavar="X.npz", help="model inputs for an .onnx source")
+    a.add_argument("--layers", default="relu",
+                   help="ONNX: which outputs to histogram: relu (default), bn, or a name pattern")
+    a.add_argument("--bits", metavar="RANGE", default="1-4", help="bit-widths (default 1-4)")
+    a.add_argument("--per-channel", action="store_true", help="one row per channel as well")
+    a.add_argument("--axis", type=int, default=1, help="channel axis of the arrays (default 1)")
+    a.add_argument("--convention", action="append", choices=("hwgq", "round", "deadzone"),
+                   help="half-wave conventions to compare (repeatable; default all three)")
+    a.add_argument("--bins", type=int, default=2048, help="histogram bins (default 2048)")
+    a.add_argument("-o", "--output", metavar="report.csv", help="write the full report as CSV")
+    a.add_argument("--tables-out", metavar="DIR",
+                   help="write the best table per layer (and channel) as JSON files into DIR")
     return parser
 
+
+_ANALYZE_EPILOG = """\
+examples:
+  lloydmax analyze activations.npz                     per-layer report, 1-4 bits
+  lloydmax analyze activations.npz --per-channel --bits 2 -o report.csv
+  lloydmax analyze model.onnx --inputs batch.npz --tables-out tables/
+"""
 
 _CHECK_EPILOG = """\
 examples:
@@ -350,6 +377,67 @@ def _cmd_check(args) -> int:
     return 0
 
 
+def _cmd_analyze(args) -> int:
+    import os
+
+    bits = tuple(_parse_bits_list(args.bits))
+    if not os.path.exists(args.source):
+        raise InvalidInputError(f"file not found: {args.source}")
+    try:  # the one place the command line reaches into the analysis package
+        from analysis.collect import collect
+        from analysis.report import best_tables, report
+    except ImportError as exc:  # pandas missing
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError(f"lloydmax analyze needs {exc.name}: "
+                                     "pip install 'lloydmax[analysis]'") from None
+    axis = args.axis if args.per_channel else None
+    if args.source.lower().endswith(".onnx"):
+        if not args.inputs:
+            raise InvalidInputError("an .onnx model needs --inputs X.npz")
+        from analysis.onnx_collect import collect_onnx
+
+        hists = collect_onnx(args.source, args.inputs, layers=args.layers, n_bins=args.bins,
+                             axis=axis)
+    else:
+        if args.inputs:
+            raise InvalidInputError("--inputs goes with an .onnx model only")
+        hists = collect(args.source, axis=axis, n_bins=args.bins)
+        if not isinstance(hists, dict):
+            hists = {os.path.splitext(os.path.basename(args.source))[0]: hists}
+    conventions = tuple(args.convention) if args.convention else ("hwgq", "round", "deadzone")
+    df = report(hists, bits=bits, per_channel=args.per_channel, conventions=conventions)
+    if args.output:
+        _io.atomic_write(args.output, df.to_csv(index=False).encode("utf-8"))
+    _emit(_analyze_summary(df, bits).encode("utf-8"), None)
+    if args.tables_out:
+        if not os.path.isdir(args.tables_out):
+            raise InvalidInputError(f"--tables-out directory does not exist: {args.tables_out}")
+        written = 0
+        for b in bits:
+            for key, table in best_tables(df, b).items():
+                name = key if isinstance(key, str) else f"{key[0]}_ch{key[1]}"
+                safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
+                _io.save_tables([table], os.path.join(args.tables_out, f"{safe}_b{b}.json"))
+                written += 1
+        print(f"wrote {written} tables to {args.tables_out}", file=sys.stderr)
+    return 0
+
+
+def _analyze_summary(df, bits) -> str:
+    """A terminal-sized view: statistics and, per bit-width, SQNR of the main methods."""
+    cols = ["layer"] + (["channel"] if df["channel"].notna().any() else [])
+    cols += ["count", "sparsity", "std", "skewness", "kurtosis", "ks_halfwave"]
+    for b in bits:
+        for m in ("hwgq_unit", "round_unit", "dp"):
+            c = f"sqnr_b{b}_{m}"
+            if c in df.columns:
+                cols.append(c)
+    view = df[cols].copy()
+    return (view.to_string(index=False, float_format=lambda v: f"{v:.4g}") + "\n"
+            "(SQNR in dB; full columns with -o report.csv)\n")
+
+
 def main(argv=None) -> int:
     """Entry point of the ``lloydmax`` command; returns the exit status."""
     parser = build_parser()
@@ -362,6 +450,8 @@ def main(argv=None) -> int:
             return _cmd_solve(args)
         if args.command == "check":
             return _cmd_check(args)
+        if args.command == "analyze":
+            return _cmd_analyze(args)
         return _cmd_table(args)
     except _UsageError as exc:
         print(f"lloydmax: error: {exc}", file=sys.stderr)

@@ -177,3 +177,42 @@ def test_solve_npz_from_suffix_and_table_default_json(capsys, tmp_path):
     txt = tmp_path / "sweep.txt"
     code, _, _ = run(capsys, "table", "--bits", "1-2", "-o", str(txt))
     assert code == 0 and len(lm.load_tables(txt, format="json")) == 2
+
+
+def test_analyze_npz_report_tables_and_errors(capsys, tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    acts = {"relu1": np.maximum(rng.standard_normal((32, 4, 5, 5)), 0).astype(np.float32),
+            "relu2": np.maximum(2 * rng.standard_normal((32, 6, 3, 3)) + 0.5, 0).astype(np.float32)}
+    src = tmp_path / "acts.npz"
+    np.savez(src, **acts)
+    out_csv, tables = tmp_path / "r.csv", tmp_path / "tables"
+    tables.mkdir()
+    code, out, err = run(capsys, "analyze", str(src), "--bits", "2", "-o", str(out_csv),
+                         "--tables-out", str(tables))
+    assert code == 0 and "relu1" in out and "sqnr_b2_dp" in out
+    df = pd.read_csv(out_csv)
+    assert list(df["layer"]) == ["relu1", "relu2"]
+    for _, row in df.iterrows():  # statistics equal numpy on the raw activations
+        x = acts[row["layer"]].astype(np.float64)
+        assert row["count"] == x.size and row["sparsity"] == pytest.approx(np.mean(x == 0), abs=1e-12)
+        assert row["std"] == pytest.approx(x.std(), rel=1e-9)
+    best = lm.load_table(tables / "relu1_b2.json")
+    assert best.n_levels == 4 and best.distribution == "empirical"
+    code, out, _ = run(capsys, "analyze", str(src), "--bits", "1", "--per-channel")
+    assert code == 0 and out.count("relu1") == 4 and out.count("relu2") == 6
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["analyze", "/nonexistent/a.npz"], "not found"),
+    (["analyze", "ACTS", "--inputs", "x.npz"], ".onnx"),
+    (["analyze", "ACTS", "--bits", "0"], "between 1 and 16"),
+    (["analyze", "ACTS", "--tables-out", "/nonexistent/dir"], "does not exist"),
+])
+def test_analyze_bad_input(capsys, tmp_path, argv, needle):
+    src = tmp_path / "acts.npz"
+    np.savez(src, a=np.maximum(np.random.default_rng(0).standard_normal(500), 0))
+    argv = [str(src) if a == "ACTS" else a for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and needle in err and err.count("\n") == 1
