@@ -87,7 +87,8 @@ def add_plot_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--log", action="store_true", help="levels: logarithmic density axis")
     d.add_argument("--report", metavar="FILE", help="layers: analysis report CSV")
     d.add_argument("--columns", nargs="+", metavar="COL",
-                   help="layers: report columns to draw instead of sqnr_b{B}_*")
+                   help="layers: methods to draw (dp hwgq_unit ... or full column names); "
+                        "default every sqnr_b{B}_* column")
     p.add_argument("--dpi", type=float, default=100.0, help="resolution of PNG output (100)")
     # what a bare command parses to tells which options the user set (the shared quantizer
     # options live in cli.py and may change their defaults; get_default() is unreliable

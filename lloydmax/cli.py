@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-o", "--output", metavar="report.csv", help="write the full report as CSV")
     a.add_argument("--tables-out", metavar="DIR",
                    help="write the best table per layer (and channel) as JSON files into DIR")
+    from ._plotcli import add_plot_parser  # matplotlib itself is imported only to draw
+
+    add_plot_parser(sub)
     return parser
 
 
@@ -452,6 +455,10 @@ def main(argv=None) -> int:
             return _cmd_check(args)
         if args.command == "analyze":
             return _cmd_analyze(args)
+        if args.command == "plot":
+            from ._plotcli import run_plot
+
+            return run_plot(args)
         return _cmd_table(args)
     except _UsageError as exc:
         print(f"lloydmax: error: {exc}", file=sys.stderr)

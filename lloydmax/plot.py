@@ -26,7 +26,8 @@ from ._dists import get_distribution
 from ._io import atomic_write
 from ._solver import solve
 from ._table import QuantizerTable
-from .errors import ConvergenceError, InvalidInputError, MissingDependencyError
+from .errors import (ConvergenceError, ConventionError, InvalidInputError,
+                     MissingDependencyError)
 
 __all__ = ["plot_curves", "plot_levels", "plot_mse", "save_figure", "panter_dite",
            "backward_functions", "BACKWARDS", "FIGSIZE", "SAVE_FORMATS"]
@@ -433,8 +434,10 @@ def _mse_series(bits, dist, conventions):
                     else {"convention": conv})
                 try:
                     t = solve(b, dist=dist, uniform=uniform, **kwargs)
-                except ConvergenceError:
-                    # e.g. a uniform grid with a fixed dead zone once the best step falls
+                except (ConvergenceError, ConventionError):
+                    if conv != "deadzone":
+                        raise
+                    # a uniform grid with a fixed dead zone once the best step falls
                     # below eps: no valid table, so no point
                     continue
                 pts.append((b, t.mse, t.sqnr_db))
