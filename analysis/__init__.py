@@ -6,7 +6,10 @@ loads it lazily).
 from .collect import collect
 from .distributed import all_reduce_histogram
 from .histogram import Histogram, WeightedPoints
+from .onnx_collect import collect_onnx, iter_onnx_activations
 from .report import best_tables, report
+from .torch_collect import collect_torch, histograms_from, iter_activations
 
-__all__ = ["Histogram", "WeightedPoints", "collect", "all_reduce_histogram", "report",
-           "best_tables"]
+__all__ = ["Histogram", "WeightedPoints", "collect", "collect_torch", "collect_onnx",
+           "iter_activations", "iter_onnx_activations", "histograms_from",
+           "all_reduce_histogram", "report", "best_tables"]
