@@ -183,3 +183,28 @@ def test_onnx_histograms_equal_numpy_and_agree_with_torch(onnx_folded, images, t
         assert abs(hist.zeros - np.count_nonzero(reference == 0)) <= 1e-4 * reference.size
         np.testing.assert_allclose(hist.mean, reference.astype(np.float64).mean(), rtol=1e-5)
         np.testing.assert_allclose(hist.std, reference.astype(np.float64).std(), rtol=1e-5)
+
+
+def test_cli_analyze_onnx_model_equals_torch_report(tmp_path, trained, onnx_folded, capsys):
+    """`lloydmax analyze model.onnx --inputs x.npz` on the real network: its CSV equals the
+    report of the same activations collected through the torch hooks."""
+    import pandas as pd
+
+    from analysis import collect_torch, report
+    from lloydmax.cli import main
+
+    model_path, inputs = tmp_path / "digits.onnx", tmp_path / "x.npz"
+    model_path.write_bytes(onnx_folded)
+    x = trained.data.x_test
+    np.savez(inputs, x=x)
+    out_csv = tmp_path / "report.csv"
+    assert main(["analyze", str(model_path), "--inputs", str(inputs), "--bits", "2",
+                 "-o", str(out_csv)]) == 0
+    capsys.readouterr()
+    got = pd.read_csv(out_csv)
+    want = report(collect_torch(trained.model, x, layers="relu", axis=None), bits=(2,))
+    assert len(got) == len(want) == 4
+    for col in ("count", "sparsity"):
+        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=0, atol=0)
+    for col in ("mean", "std", "sqnr_b2_dp", "sqnr_b2_hwgq_unit"):
+        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-3)
