@@ -50,9 +50,10 @@ assert N_POWERS == 4 and TOTAL_LIMBS == OFFSETS[4]
 
 @jit
 def scan(x3, stats, lohi, absrange):
-    """First pass over a chunk: counts of NaN, Inf and exact zeros (added into
-    ``stats[c, 0:3]``), min / max of the finite non-zero values (folded into ``lohi[c]``) and
-    the smallest / largest non-zero magnitude over all channels (folded into ``absrange``)."""
+    """Counts of NaN, Inf and exact zeros (added into ``stats[c, 0:3]``), min / max of the
+    finite non-zero values (folded into ``lohi[c]``) and the smallest / largest non-zero
+    magnitude over all channels (folded into ``absrange``).
+    Used by the strict NaN / Inf check; updates use the faster :func:`scan_bits`."""
     outer, n_ch, inner = x3.shape
     amin = absrange[0]
     amax = absrange[1]
@@ -92,69 +93,160 @@ def scan(x3, stats, lohi, absrange):
 
 
 @jit
-def accumulate(x3, b3, is32, c_off, counts, k0s, inv_ws, ws, acc, ex_lo, limbs):
+def scan_bits(b3, is32, stats, lohi, absrange, sbits, sflt):
+    """:func:`scan` on the integer view ``b3`` of the chunk (int32 bits of float32 values
+    when ``is32``, else int64 bits of float64), with the same outputs.
+
+    Every test is an integer comparison on $a = $ bits without the sign, and min / max run
+    on the order-preserving key $a \\oplus (\\text{bits} \\gg 63)$ (non-negative floats
+    keep $a$, negative ones get $-1 - a$).  Integer min / max and counters need no branch,
+    so ReLU data (zeros in random order) cost no mispredictions, and the loop vectorises.
+    ``sbits`` / ``sflt`` are one-element int / float views of the same memory, used to turn
+    the winning keys back into floats.
+    """
+    outer, n_ch, inner = b3.shape
+    if is32:
+        smask = np.int64(0x7FFFFFFF)
+        infb = np.int64(0x7F800000)
+    else:
+        smask = np.int64(0x7FFFFFFFFFFFFFFF)
+        infb = np.int64(0x7FF0000000000000)
+    big = np.int64(0x7FFFFFFFFFFFFFFF)
+    amin = big
+    amax = np.int64(0)
+    for c in range(n_ch):
+        lo = big
+        hi = -big
+        n_nan = 0
+        n_bad = 0
+        n_zero = 0
+        for o in range(outer):
+            for i in range(inner):
+                v = np.int64(b3[o, c, i])
+                a = v & smask
+                ok = (a != 0) & (a < infb)  # finite and non-zero
+                n_zero += a == 0
+                n_bad += a >= infb
+                n_nan += a > infb
+                key = a ^ (v >> 63)
+                lo = min(lo, key if ok else big)
+                hi = max(hi, key if ok else -big)
+                amin = min(amin, a if ok else big)
+                amax = max(amax, a if ok else 0)
+        stats[c, 0] += n_nan
+        stats[c, 1] += n_bad - n_nan
+        stats[c, 2] += n_zero
+        if lo != big:
+            sbits[0] = lo ^ (lo >> 63) | (lo >> 63) << (31 if is32 else 63)
+            lohi[c, 0] = min(lohi[c, 0], np.float64(sflt[0]))
+            sbits[0] = hi ^ (hi >> 63) | (hi >> 63) << (31 if is32 else 63)
+            lohi[c, 1] = max(lohi[c, 1], np.float64(sflt[0]))
+    if amax != 0:
+        sbits[0] = amin
+        absrange[0] = min(absrange[0], np.float64(sflt[0]))
+        sbits[0] = amax
+        absrange[1] = max(absrange[1], np.float64(sflt[0]))
+
+
+@jit
+def accumulate(x3, b3, is32, c_off, counts, k0s, inv_ws, ws, acc, ex_lo, limbs, stats,
+               xbuf, bbuf):
     """Second pass: bin every finite non-zero value and add its powers exactly.
 
-    Channel ``c`` of the chunk is channel ``c_off + c`` of the histogram.  Bin index
-    $k = \\lfloor x / w \\rfloor$ with $w = 2^e$ (multiplication by ``inv_ws`` when
-    $2^{-e}$ is a float, division by ``ws`` otherwise; both exact except where the quotient
-    is subnormal, and there only a negative $x$ rounding to $-0$ needs the fix below).
-    The grid must already cover the chunk (``scan`` + regrid).
+    Channel ``c`` of the chunk is channel ``c_off + c`` of the histogram; ``stats[c]`` are
+    the chunk's NaN, Inf and zero counts of that channel (from ``scan_bits``).  The grid
+    must already cover the chunk (``scan_bits`` + regrid).
+
+    When at least an eighth of a channel's values are zeros, NaN or Inf, its finite
+    non-zero values and their bits are first packed, without a branch
+    (``xbuf[n] = x; bbuf[n] = bits; n += ok``), into the small buffers ``xbuf`` (float64)
+    and ``bbuf`` (int64, same length), which :func:`_bin_and_add` empties whenever they
+    are full: with ReLU data (zeros in random order) a branch on ``x == 0`` would
+    mispredict about every other value.  Otherwise :func:`_bin_and_add` reads the rows
+    directly and skips the rare zeros with a well-predicted branch.
     """
     outer, n_ch, inner = x3.shape
+    size = xbuf.shape[0]
     for c in range(n_ch):
         ch = c_off + c
         k0 = k0s[ch]
         inv_w = inv_ws[ch]
         w = ws[ch]
-        for o in range(outer):
-            for i in range(inner):
-                x = np.float64(x3[o, c, i])
-                if x == 0.0 or x - x != 0.0:
-                    continue
-                if inv_w != 0.0:
-                    q = x * inv_w
-                else:
-                    q = x / w
-                k = np.int64(math.floor(q))
-                if k == 0 and x < 0.0:
-                    k = -1
-                counts[ch, k - k0] += 1
-
-                bits = np.int64(b3[o, c, i])
-                if is32:
-                    ex = ((bits >> 23) & 0xFF) - 127
-                    mant = (bits & 0x7FFFFF) << 29
-                    if ex == -127:
-                        ex = -126
-                    else:
-                        mant |= HIDDEN
-                else:
-                    ex = ((bits >> 52) & 0x7FF) - 1023
-                    mant = bits & (HIDDEN - 1)
-                    if ex == -1023:
-                        ex = -1022
-                    else:
-                        mant |= HIDDEN
-                while mant < HIDDEN:  # subnormal input
-                    mant <<= 1
-                    ex -= 1
-                neg = bits >> 63  # 0 or -1: (v ^ neg) - neg negates v when x < 0
-                row = ex - ex_lo
-                m = np.float64(mant) * TWO_M52
-                h = m * m
-                p3 = np.int64(h * m * TWO52)
-                p4 = np.int64(h * h * TWO52)
-                ahi = mant >> 27
-                blo = mant & ((1 << 27) - 1)
-                _add(acc, row, 0, (mant ^ neg) - neg)
-                _add(acc, row, 2, ahi * ahi)
-                if blo != 0:
-                    _add(acc, row, 4, ahi * blo)
-                    _add(acc, row, 6, blo * blo)
-                _add(acc, row, 8, (p3 ^ neg) - neg)
-                _add(acc, row, 10, p4)
+        if 8 * (stats[c, 0] + stats[c, 1] + stats[c, 2]) < outer * inner:
+            for o in range(outer):
+                _bin_and_add(x3[o, c], b3[o, c], inner, is32, counts, ch, k0, inv_w, w,
+                             acc, ex_lo)
+        else:
+            n = 0
+            for o in range(outer):
+                for i in range(inner):
+                    x = np.float64(x3[o, c, i])
+                    xbuf[n] = x
+                    bbuf[n] = np.int64(b3[o, c, i])
+                    n += (x != 0.0) & (x - x == 0.0)
+                    if n == size:
+                        _bin_and_add(xbuf, bbuf, n, is32, counts, ch, k0, inv_w, w, acc, ex_lo)
+                        n = 0
+            _bin_and_add(xbuf, bbuf, n, is32, counts, ch, k0, inv_w, w, acc, ex_lo)
         flush(acc, ex_lo, limbs, ch)
+
+
+@jit
+def _bin_and_add(xbuf, bbuf, n, is32, counts, ch, k0, inv_w, w, acc, ex_lo):
+    """Bin the finite non-zero values among ``xbuf[:n]`` (bits ``bbuf[:n]``; zeros, NaN
+    and Inf are skipped) of channel ``ch`` and add their powers into the per-exponent table.
+
+    Bin index $k = \\lfloor x / w \\rfloor$ with $w = 2^e$ (multiplication by ``inv_w``
+    when $2^{-e}$ is a float, division by ``w`` otherwise; both exact except where the
+    quotient is subnormal, and there only a negative $x$ rounding to $-0$ needs the fix
+    below).
+    """
+    for t in range(n):
+        x = np.float64(xbuf[t])
+        if x == 0.0 or x - x != 0.0:
+            continue
+        bits = np.int64(bbuf[t])
+        if inv_w != 0.0:
+            q = x * inv_w
+        else:
+            q = x / w
+        k = np.int64(math.floor(q))
+        if k == 0 and x < 0.0:
+            k = -1
+        counts[ch, k - k0] += 1
+
+        if is32:
+            ex = ((bits >> 23) & 0xFF) - 127
+            mant = (bits & 0x7FFFFF) << 29
+            if ex == -127:
+                ex = -126
+            else:
+                mant |= HIDDEN
+        else:
+            ex = ((bits >> 52) & 0x7FF) - 1023
+            mant = bits & (HIDDEN - 1)
+            if ex == -1023:
+                ex = -1022
+            else:
+                mant |= HIDDEN
+        while mant < HIDDEN:  # subnormal input
+            mant <<= 1
+            ex -= 1
+        neg = bits >> 63  # 0 or -1: (v ^ neg) - neg negates v when x < 0
+        row = ex - ex_lo
+        m = np.float64(mant) * TWO_M52
+        h = m * m
+        p3 = np.int64(h * m * TWO52)
+        p4 = np.int64(h * h * TWO52)
+        ahi = mant >> 27
+        blo = mant & ((1 << 27) - 1)
+        _add(acc, row, 0, (mant ^ neg) - neg)
+        _add(acc, row, 2, ahi * ahi)
+        if blo != 0:
+            _add(acc, row, 4, ahi * blo)
+            _add(acc, row, 6, blo * blo)
+        _add(acc, row, 8, (p3 ^ neg) - neg)
+        _add(acc, row, 10, p4)
 
 
 @jit

@@ -57,6 +57,7 @@ SCHEMA = "lloydmax.histogram/1"
 #: values per kernel call: bounds the temporaries and keeps a chunk in cache
 CHUNK = 1 << 16
 _MAG_BITS = 60  # bin indices stay below 2^60 in magnitude
+_PACK = 1024  # values per packing buffer of K.accumulate (two buffers, 16 KiB: in L1)
 _NAN, _INF, _ZERO = 0, 1, 2
 
 
@@ -316,7 +317,10 @@ class Histogram:
         stats = np.zeros((n_ch, 3), dtype=np.int64)
         lohi = self._lohi[sl].copy()
         absrange = np.array([np.inf, 0.0])
-        K.scan(x3, stats, lohi, absrange)
+        bits = x3.view(np.int32 if x3.dtype == np.float32 else np.int64)
+        scratch = np.zeros(1, dtype=bits.dtype)
+        K.scan_bits(bits, x3.dtype == np.float32, stats, lohi, absrange, scratch,
+                    scratch.view(x3.dtype))
         self._stats[sl] += stats
         if absrange[1] == 0.0:
             return  # only zeros, NaN and Inf
@@ -326,9 +330,9 @@ class Histogram:
         ex_lo = math.frexp(absrange[0])[1] - 1
         ex_hi = math.frexp(absrange[1])[1] - 1
         acc = np.zeros((ex_hi - ex_lo + 1, K.ACC_COLS), dtype=np.int64)
-        bits = x3.view(np.int32 if x3.dtype == np.float32 else np.int64)
         K.accumulate(x3, bits, x3.dtype == np.float32, c_off, self._counts, self._grid[:, 1].copy(),
-                     self._inv_w, self._w, acc, ex_lo, self._limbs)
+                     self._inv_w, self._w, acc, ex_lo, self._limbs, stats,
+                     np.empty(_PACK, dtype=np.float64), np.empty(_PACK, dtype=np.int64))
 
     # ------------------------------------------------------------------ merge
     def _check_compatible(self, other) -> None:
