@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._jit import jit
-from ._solver import _clean_data, _layout, resolve_levels
+from ._solver import _layout, resolve_levels, standardized_points
 from ._table import QuantizerTable
 from .errors import InvalidDataError
 
@@ -227,33 +227,16 @@ def solve_dp(x, bits=None, *, n_levels=None, weights=None, convention=None,
         negative data with a half-wave convention.
     """
     b, n = resolve_levels(bits, n_levels)
-    xs, w = _clean_data(x, weights)
-    count = int(xs.size)
-    # ties collapse into one weighted point: a run boundary never splits equal values, and
-    # the DP works on the distinct values only
-    starts = np.flatnonzero(np.concatenate([[True], np.diff(xs) > 0]))
-    xs, w = xs[starts], np.add.reduceat(w, starts)
-    distinct = xs.size
-    if distinct == 1:
-        raise InvalidDataError(f"data is constant (every value is {xs[0]:g}): nothing to quantize")
-    if distinct < n:
-        raise InvalidDataError(f"data has {distinct} distinct values, fewer than the {n} levels asked")
-    relu = convention is not None or zero_threshold is not None
-    if relu and xs[0] < 0:
-        raise InvalidDataError("half-wave conventions need non-negative (ReLU) data")
-    # standardise as solve_data does: shift by the weighted mean (0 for ReLU data, whose 0
-    # is a level) and divide by the largest deviation (no underflow for 1e-200 data)
-    shift = 0.0 if relu else float(np.average(xs, weights=w))
-    scale = float(np.max(np.abs(xs - shift)))
-    z = (xs - shift) / scale
+    pts = standardized_points(x, weights, n, convention, zero_threshold)
+    w, z, relu, shift, scale, count = pts.w, pts.z, pts.relu, pts.shift, pts.scale, pts.count
     layout = _layout(relu, scale, n, convention, zero_threshold, None)
 
     levels = np.zeros(n)
     if layout.convention in ("hwgq", "deadzone"):
         split = int(np.searchsorted(z, layout.zero_threshold, side="right"))
-        if distinct - split < n - 1:
+        if z.size - split < n - 1:
             raise InvalidDataError(
-                f"data has {distinct - split} distinct values above the zero threshold, "
+                f"data has {z.size - split} distinct values above the zero threshold, "
                 f"fewer than the {n - 1} positive levels asked")
         runs, layers = _optimal_runs(z[split:], w[split:], n - 1, pinned_first=False)
         levels[1:] = runs

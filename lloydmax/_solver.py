@@ -383,6 +383,50 @@ def _clean_data(x, weights):
     return arr[order], w[order]
 
 
+@dataclass(frozen=True)
+class Points:
+    """Sorted distinct data values with their weights, standardised for the kernels:
+    ``z = (xs - shift) / scale``."""
+
+    xs: np.ndarray
+    w: np.ndarray
+    z: np.ndarray
+    count: int  # values before ties were merged
+    relu: bool
+    shift: float
+    scale: float
+
+
+def standardized_points(x, weights, n: int, convention, zero_threshold) -> Points:
+    """Validate data for an ``n``-level fit and standardise it.
+
+    Ties are merged into one weighted point (no cell boundary can split equal values).
+    ReLU data (any half-wave convention) keep 0 at 0; other data are shifted by their
+    weighted mean.  The scale is the largest deviation, not the RMS: squaring tiny data
+    (1e-200) underflows to 0.
+
+    Raises
+    ------
+    InvalidDataError
+        Empty, NaN/Inf, constant data, fewer distinct values than levels, or negative
+        values under a half-wave convention.
+    """
+    xs, w = _clean_data(x, weights)
+    count = int(xs.size)
+    starts = np.flatnonzero(np.concatenate([[True], np.diff(xs) > 0]))
+    xs, w = xs[starts], np.add.reduceat(w, starts)
+    if xs.size == 1:
+        raise InvalidDataError(f"data is constant (every value is {xs[0]:g}): nothing to quantize")
+    if xs.size < n:
+        raise InvalidDataError(f"data has {xs.size} distinct values, fewer than the {n} levels asked")
+    relu = convention is not None or zero_threshold is not None
+    if relu and xs[0] < 0:
+        raise InvalidDataError("half-wave conventions need non-negative (ReLU) data")
+    shift = 0.0 if relu else float(np.average(xs, weights=w))
+    scale = float(np.max(np.abs(xs - shift)))
+    return Points(xs, w, (xs - shift) / scale, count, relu, shift, scale)
+
+
 def solve_data(x, bits=None, *, n_levels=None, weights=None, uniform: bool = False,
                convention: str | None = None, zero_threshold=None, max_iter: int = 10000,
                check: bool = True) -> QuantizerTable:
@@ -401,19 +445,8 @@ def solve_data(x, bits=None, *, n_levels=None, weights=None, uniform: bool = Fal
         For empty data, NaN or Inf, constant data, or fewer distinct values than levels.
     """
     b, n = resolve_levels(bits, n_levels)
-    xs, w = _clean_data(x, weights)
-    distinct = int(np.count_nonzero(np.diff(xs) > 0)) + 1
-    if distinct == 1:
-        raise InvalidDataError(f"data is constant (every value is {xs[0]:g}): nothing to quantize")
-    if distinct < n:
-        raise InvalidDataError(f"data has {distinct} distinct values, fewer than the {n} levels asked")
-    relu = convention is not None or zero_threshold is not None
-    if relu and xs[0] < 0:
-        raise InvalidDataError("half-wave conventions need non-negative (ReLU) data")
-    shift = 0.0 if relu else float(np.average(xs, weights=w))
-    # the largest deviation, not the RMS: squaring tiny data (1e-200) underflows to 0
-    scale = float(np.max(np.abs(xs - shift)))
-    z = (xs - shift) / scale
+    pts = standardized_points(x, weights, n, convention, zero_threshold)
+    w, z, relu, shift, scale = pts.w, pts.z, pts.relu, pts.shift, pts.scale
     pw = np.concatenate([[0.0], np.cumsum(w)])
     pwx = np.concatenate([[0.0], np.cumsum(w * z)])
     pwxx = np.concatenate([[0.0], np.cumsum(w * z * z)])
@@ -467,7 +500,7 @@ def solve_data(x, bits=None, *, n_levels=None, weights=None, uniform: bool = Fal
         bits=b,
         n_levels=n,
         distribution="empirical",
-        params={"count": int(xs.size), "weight": float(pw[-1])},
+        params={"count": pts.count, "weight": float(pw[-1])},
         convention=layout.convention,
         kind=kind,
         mse=mse,
