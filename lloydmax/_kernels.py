@@ -199,7 +199,10 @@ def _tab_cell(tab_x, tab_p, a, b):
     if j < 0:
         j = 0
     # Neumaier-compensated sums: a tail cell adds up thousands of pieces of very
-    # different sizes, and plain summation leaves ~1e-12 noise in its centroid
+    # different sizes, and plain summation leaves ~1e-12 noise in its centroid.  Offsets
+    # are taken from the cell edge nearer the origin: a tail cell's far edge (the end of
+    # the tabulation, ~1e4 std away) would cost its centroid ulp(1e4) ~ 1e-12.
+    ref = lo if abs(lo) <= abs(hi) else hi
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
@@ -219,7 +222,7 @@ def _tab_cell(tab_x, tab_p, a, b):
             i0 = p0 * h + 0.5 * slope * h * h
             i1 = p0 * h * h / 2.0 + slope * h * h * h / 3.0
             i2 = p0 * h * h * h / 3.0 + slope * h * h * h * h / 4.0
-            d = u0 - lo
+            d = u0 - ref
             s0, c0 = _neumaier(s0, c0, i0)
             s1, c1 = _neumaier(s1, c1, i1 + d * i0)
             s2, c2 = _neumaier(s2, c2, i2 + 2.0 * d * i1 + d * d * i0)
@@ -233,7 +236,7 @@ def _tab_cell(tab_x, tab_p, a, b):
     var = s2 / s0 - off * off
     if var < 0.0:
         var = 0.0
-    return s0, lo + off, var
+    return s0, ref + off, var
 
 
 @jit

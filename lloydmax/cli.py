@@ -57,14 +57,16 @@ class _UsageError(Exception):
     pass
 
 
-def _add_quantizer_options(p: argparse.ArgumentParser) -> None:
+def _add_quantizer_options(p: argparse.ArgumentParser, default_dist: str = "gaussian",
+                           tol: bool = True) -> None:
     g = p.add_argument_group("distribution")
     g.add_argument("--half-wave", action="store_true",
                    help="ReLU of a unit Gaussian (BatchNorm + ReLU activations); "
                         "same as --dist halfwave-gaussian")
+    names = ["gaussian", "halfwave-gaussian", "half-normal", "laplace", "uniform"]
+    listed = ", ".join(f"{n} (default)" if n == default_dist else n for n in names)
     g.add_argument("--dist", metavar="NAME",
-                   help="gaussian (default), halfwave-gaussian, half-normal, laplace, uniform, "
-                        "or any continuous scipy.stats name (e.g. logistic, t, gamma)")
+                   help=f"{listed}, or any continuous scipy.stats name (e.g. logistic, t, gamma)")
     g.add_argument("--param", metavar="K=V", action="append", default=[],
                    help="distribution parameter, repeatable: std=2, mean=0, df=5, ...")
     q = p.add_argument_group("quantizer")
@@ -78,8 +80,9 @@ def _add_quantizer_options(p: argparse.ArgumentParser) -> None:
                         "round (midpoint), or a dead-zone threshold EPS > 0")
     q.add_argument("--sparsity", metavar="P", type=_float("--sparsity"),
                    help="half-wave: dead zone with P(x <= eps) = P, 0.5 <= P < 1")
-    q.add_argument("--tol", metavar="TOL", type=_float("--tol"), default=1e-12,
-                   help="tolerance on the relative residual (default 1e-12)")
+    if tol:
+        q.add_argument("--tol", metavar="TOL", type=_float("--tol"), default=1e-12,
+                       help="tolerance on the relative residual (default 1e-12)")
 
 
 def _float(flag):
@@ -134,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--step", metavar="S", type=_float("--step"),
                      help="a uniform step (with --bits): levels k*S for the half-wave Gaussian")
     src.add_argument("--bits", metavar="B", help="bit-width of a --step table")
-    _add_quantizer_options(c)
+    _add_quantizer_options(c, default_dist="halfwave-gaussian", tol=False)
     c.add_argument("--strict", action="store_true",
                    help="exit 1 when the excess MSE is above --tolerance")
     c.add_argument("--tolerance", metavar="PCT", type=_float("--tolerance"), default=0.0,
@@ -152,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--layers", default="relu",
                    help="ONNX: which outputs to histogram: relu (default), bn, or a name pattern")
     a.add_argument("--bits", metavar="RANGE", default="1-4", help="bit-widths (default 1-4)")
-    a.add_argument("--per-channel", action="store_true", help="one row per channel as well")
+    a.add_argument("--per-channel", action="store_true",
+                   help="one row per channel (channels along --axis) instead of per layer")
     a.add_argument("--axis", type=int, default=1, help="channel axis of the arrays (default 1)")
     a.add_argument("--convention", action="append", choices=("hwgq", "round", "deadzone"),
                    help="half-wave conventions to compare (repeatable; default all three)")
