@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--convention", action="append", choices=("hwgq", "round", "deadzone"),
                    help="half-wave conventions to compare (repeatable; default all three)")
     a.add_argument("--bins", type=int, default=2048, help="histogram bins (default 2048)")
+    a.add_argument("--strict", action="store_true",
+                   help="NaN or Inf in the activations is an error (default: counted, "
+                        "skipped and warned about)")
     a.add_argument("-o", "--output", metavar="report.csv", help="write the full report as CSV")
     a.add_argument("--tables-out", metavar="DIR",
                    help="write the best table per layer (and channel) as JSON files into DIR")
@@ -405,15 +408,21 @@ def _cmd_analyze(args) -> int:
         from analysis.onnx_collect import collect_onnx
 
         hists = collect_onnx(args.source, args.inputs, layers=args.layers, n_bins=args.bins,
-                             axis=axis)
+                             axis=axis, strict=args.strict)
     else:
         if args.inputs:
             raise InvalidInputError("--inputs goes with an .onnx model only")
-        hists = collect(args.source, axis=axis, n_bins=args.bins)
+        hists = collect(args.source, axis=axis, n_bins=args.bins, strict=args.strict)
         if not isinstance(hists, dict):
             hists = {os.path.splitext(os.path.basename(args.source))[0]: hists}
     conventions = tuple(args.convention) if args.convention else ("hwgq", "round", "deadzone")
     df = report(hists, bits=bits, per_channel=args.per_channel, conventions=conventions)
+    import pandas as pd
+
+    for _, row in df[df["std"] == 0].iterrows():
+        where = row["layer"] if pd.isna(row["channel"]) else f"{row['layer']} channel {row['channel']}"
+        print(f"lloydmax: warning: {where} is constant ({row['min']:g}): no table can be fitted "
+              "to it", file=sys.stderr)
     if args.output:
         _io.atomic_write(args.output, df.to_csv(index=False).encode("utf-8"))
     _emit(_analyze_summary(df, bits).encode("utf-8"), None)
@@ -445,8 +454,20 @@ def _analyze_summary(df, bits) -> str:
             "(SQNR in dB; full columns with -o report.csv)\n")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"lloydmax: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     """Entry point of the ``lloydmax`` command; returns the exit status."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning  # one line, no source excerpt
+        return _main(argv)
+
+
+def _main(argv) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

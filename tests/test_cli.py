@@ -216,3 +216,20 @@ def test_analyze_bad_input(capsys, tmp_path, argv, needle):
     argv = [str(src) if a == "ACTS" else a for a in argv]
     code, out, err = run(capsys, *argv)
     assert code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_analyze_nan_warns_in_one_line_strict_fails_constant_warns(capsys, tmp_path):
+    x = np.maximum(np.random.default_rng(0).standard_normal((50, 4, 3, 3)), 0)
+    x[0, 0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", relu=x)
+    code, out, err = run(capsys, "analyze", str(tmp_path / "nan.npz"), "--bits", "2")
+    assert code == 0 and err.startswith("lloydmax: warning:") and err.count("\n") == 1
+    assert "count" in out
+    code, out, err = run(capsys, "analyze", str(tmp_path / "nan.npz"), "--bits", "2", "--strict")
+    assert code == 2 and "NaN" in err and err.count("\n") == 1
+    np.savez(tmp_path / "const.npz", relu=np.full((10, 4), 2.0))
+    code, out, err = run(capsys, "analyze", str(tmp_path / "const.npz"), "--bits", "2")
+    assert code == 0 and "is constant" in err and err.count("\n") == 1
+    np.savez(tmp_path / "empty.npz", relu=np.zeros((0, 4)))
+    code, out, err = run(capsys, "analyze", str(tmp_path / "empty.npz"), "--bits", "2")
+    assert code == 2 and "empty" in err and err.count("\n") == 1
