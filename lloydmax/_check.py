@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ._dists import get_distribution
-from ._solver import _halfwave_convention, evaluate, resolve_levels, solve
+from ._solver import _layout, evaluate, resolve_levels, solve
 from ._table import QuantizerTable
-from .errors import ConventionError, InvalidInputError, InvalidTableError
+from .errors import InvalidInputError, InvalidTableError
 
 __all__ = ["CheckResult", "check", "table_from_levels", "table_from_step"]
 
@@ -24,16 +24,11 @@ _UNIFORM_RTOL = 1e-6  # equal spacings up to this relative error make a table "u
 
 
 def _resolve(d, convention, zero_threshold, sparsity):
-    """(convention, dead-zone threshold in input units or None) for distribution ``d``."""
-    if not d.halfwave:
-        if convention not in (None, "none"):
-            raise ConventionError(f"convention {convention!r} applies to the half-wave "
-                                  "Gaussian only (dist='halfwave-gaussian')")
-        if zero_threshold is not None or sparsity is not None:
-            raise ConventionError("a zero threshold or sparsity needs the half-wave Gaussian")
-        return "none", None
-    conv, eps = _halfwave_convention(convention, zero_threshold, sparsity, d.scale)
-    return conv, (eps * d.scale if conv == "deadzone" else None)
+    """(convention, dead-zone threshold in input units or None) for distribution ``d``,
+    by the solver's own rules (:func:`lloydmax._solver._layout`)."""
+    layout = _layout(d.halfwave, d.scale, 2, convention, zero_threshold, sparsity)
+    eps = layout.zero_threshold * d.scale if layout.convention == "deadzone" else None
+    return layout.convention, eps
 
 
 def table_from_levels(levels, *, convention=None, dist="halfwave-gaussian", params=None,

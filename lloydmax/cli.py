@@ -263,12 +263,11 @@ def _preset_table(args):
         if preset.name != "tsq":
             raise InvalidInputError("--zero-threshold / --sparsity go with --preset tsq only")
         options.update(zero_threshold=args.zero_threshold, sparsity=args.sparsity)
-    bits = args.bits if args.levels is None else None
     if args.levels is not None:
         raise InvalidInputError("--preset takes --bits, not --levels")
     from ._solver import resolve_levels
 
-    b, _ = resolve_levels(bits)
+    b, _ = resolve_levels(args.bits)
     return preset.activation_table(b, **options)
 
 
