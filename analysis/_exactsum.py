@@ -14,7 +14,7 @@ $B_k = -1074 k - 104$, below the last bit of any $k$-th power of a float64 (subn
 included), and the top limb leaves 64 bits of headroom above the largest one, so no sum of
 fewer than $2^{63}$ values can overflow.
 
-After :func:`lloydmax`-side normalisation (``analysis._kernels.normalize_limbs``) every limb
+After :func:`lloydmax`-side normalisation (``lloydmax.analysis._kernels.normalize_limbs``) every limb
 but the top one lies in $[0, 2^{32})$ and the top limb carries the sign, so equal sums have
 equal limbs: merges (limb-wise addition, then normalisation) are exact and independent of
 the order in which values arrived.

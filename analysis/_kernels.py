@@ -4,8 +4,8 @@ Data arrive as 3-D views ``(outer, channels, inner)`` of float32 or float64 valu
 strides), together with an integer view of the same memory (int32 for float32, int64 for
 float64) from which the kernels read sign, exponent and mantissa bits.
 
-Nothing here validates; :mod:`analysis.histogram` does.  Layout of the sums: see
-:mod:`analysis._exactsum`.
+Nothing here validates; :mod:`lloydmax.analysis.histogram` does.  Layout of the sums: see
+:mod:`lloydmax.analysis._exactsum`.
 
 Exact power sums.  A finite non-zero value is $x = \\pm M\\,2^{e-52}$ with an integer
 $2^{52} \\le M < 2^{53}$ (subnormals normalised).  Per value the kernel adds, at fixed bit

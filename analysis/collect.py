@@ -39,7 +39,7 @@ def collect(source, *, axis: int | None = None, n_bins: int = 2048, strict: bool
     axis : int or None
         Channel axis of each array (e.g. 1 for NCHW); None for one histogram per tensor.
     n_bins, strict
-        Passed to :class:`~analysis.histogram.Histogram`.
+        Passed to :class:`~lloydmax.analysis.histogram.Histogram`.
     progress : bool or None
         Show a progress bar on stderr; None shows it only when stderr is a terminal.
 

@@ -1,6 +1,6 @@
 """Merge histograms across workers with ``torch.distributed`` -- exactly.
 
-Each worker collects a :class:`~analysis.histogram.Histogram` of its share of the data;
+Each worker collects a :class:`~lloydmax.analysis.histogram.Histogram` of its share of the data;
 :func:`all_reduce_histogram` gives every worker the histogram of all the data, equal bit for
 bit to the one a single process would build:
 

@@ -19,7 +19,7 @@ same values, however split into batches and merged, are bit-identical.  Non-nega
 sparsity) and sit in no bin.  NaN and +/-Inf are counted and skipped with one warning per
 update, or raise :class:`~lloydmax.errors.InvalidDataError` with ``strict=True``.
 
-*Moments.* Exact power sums in a superaccumulator (:mod:`analysis._exactsum`):
+*Moments.* Exact power sums in a superaccumulator (:mod:`lloydmax.analysis._exactsum`):
 $S_1 = \\sum x$ and $S_2 = \\sum x^2$ exactly, $S_3$, $S_4$ as exact sums of the float64
 powers ``(x*x)*x`` and ``(x*x)*(x*x)`` (rounded once per value, exponent unbounded).  The
 moments are evaluated from them in exact rational arithmetic and rounded once:

@@ -3,7 +3,7 @@
 ONNX Runtime only returns graph outputs, so the collector copies the model, appends the
 selected intermediate tensors to ``graph.output`` (their element types from
 ``onnx.shape_inference.infer_shapes``, float when unknown), and runs the copy with the
-CPU execution provider.  As in :mod:`analysis.torch_collect`, :func:`iter_onnx_activations`
+CPU execution provider.  As in :mod:`lloydmax.analysis.torch_collect`, :func:`iter_onnx_activations`
 only yields ``(name, float32 array)`` pairs and :func:`collect_onnx` feeds them to histograms.
 
 Exporters fold BatchNorm into the preceding convolution (``torch.onnx.export`` does so by
@@ -325,7 +325,7 @@ def collect_onnx(model, inputs, *, layers="relu", where: str = "output", n_bins:
         ``"input"`` of the ``Relu`` nodes is the BatchNorm output even when the exporter
         folded BatchNorm into the convolution.
     n_bins, axis, strict
-        Passed to :class:`analysis.histogram.Histogram`.
+        Passed to :class:`lloydmax.analysis.histogram.Histogram`.
     batch_size : int, optional
     progress : bool or None
 

@@ -105,7 +105,7 @@ def plot_histogram(hist, table=None, channel=None, ax=None, log: bool = False,
 
     Parameters
     ----------
-    hist : analysis.histogram.Histogram
+    hist : lloydmax.analysis.histogram.Histogram
         Anything with ``edges()``, ``counts()``, ``zeros`` (and optionally ``count``).
         Per-channel histograms (2-D counts) need ``channel``; without it the channels
         are summed.
@@ -243,7 +243,7 @@ def plot_layers(report_df, bits: int = 2, columns=None, ax=None):
     report_df : pandas.DataFrame
         One row per layer (or per channel): a ``layer`` column (else the index names the
         layers), optionally ``channel``, and SQNR columns ``sqnr_b{bits}_<method>`` in dB
-        as :func:`analysis.report.report` writes them (``sqnr_b2_dp``,
+        as :func:`lloydmax.analysis.report.report` writes them (``sqnr_b2_dp``,
         ``sqnr_b2_hwgq_unit``, ...).
     bits : int
         Which bit-width's columns to draw.

@@ -2,7 +2,7 @@
 half-wave Gaussian, and what every way of building a b-bit activation quantizer costs on
 them.
 
-:func:`report` turns histograms (:class:`analysis.histogram.Histogram`) into a
+:func:`report` turns histograms (:class:`lloydmax.analysis.histogram.Histogram`) into a
 :class:`pandas.DataFrame`; :func:`best_tables` picks the least-MSE table per layer, ready
 for :func:`lloydmax.save_tables`.
 """
@@ -65,7 +65,7 @@ def _as_histograms(histograms) -> dict:
                                "zeros", "min", "max") if not hasattr(hist, a)]
         if missing:
             raise InvalidInputError(
-                f"layer {name!r}: expected an analysis.histogram.Histogram, got "
+                f"layer {name!r}: expected an lloydmax.analysis.histogram.Histogram, got "
                 f"{type(hist).__name__} (no {', '.join(missing)})")
     return {str(k): v for k, v in items.items()}
 
@@ -282,7 +282,7 @@ def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
     Parameters
     ----------
     histograms : dict[str, Histogram] or Histogram
-        Layer name -> :class:`analysis.histogram.Histogram`; a single histogram is
+        Layer name -> :class:`lloydmax.analysis.histogram.Histogram`; a single histogram is
         reported as layer ``"tensor"``.
     bits : int or sequence of int
         Bit-widths (``2**b`` levels each).

@@ -4,7 +4,7 @@ Two layers, kept apart on purpose:
 
 * :func:`iter_activations` runs the model and yields ``(layer_name, float32 array)`` pairs,
   one per hooked module call.  It knows nothing about histograms.
-* :func:`histograms_from` feeds any such stream into one :class:`analysis.histogram.Histogram`
+* :func:`histograms_from` feeds any such stream into one :class:`lloydmax.analysis.histogram.Histogram`
   per layer.  :func:`collect_torch` is the two glued together; the ONNX collector reuses
   :func:`histograms_from`.
 
@@ -225,7 +225,7 @@ def iter_activations(model, inputs, *, layers="relu", where: str = "output",
         module runs, so in-place modules are seen unmodified).
     batch_size : int, optional
     progress : bool or None
-        Progress bar over batches on stderr (:class:`analysis._progress.Progress`);
+        Progress bar over batches on stderr (:class:`lloydmax.analysis._progress.Progress`);
         None draws it only when stderr is a terminal.
 
     Yields
@@ -298,9 +298,9 @@ def histograms_from(activations: Iterable[tuple[str, np.ndarray]], *, n_bins: in
     Parameters
     ----------
     activations : iterable of (str, numpy.ndarray)
-        For example :func:`iter_activations` or :func:`analysis.onnx_collect.iter_onnx_activations`.
+        For example :func:`iter_activations` or :func:`lloydmax.analysis.onnx_collect.iter_onnx_activations`.
     n_bins, axis, strict
-        Passed to :class:`analysis.histogram.Histogram`; ``axis`` is the channel axis for
+        Passed to :class:`lloydmax.analysis.histogram.Histogram`; ``axis`` is the channel axis for
         per-channel statistics (``None`` pools the whole tensor).  Arrays with fewer than
         ``axis + 1`` dimensions are pooled whole.
 

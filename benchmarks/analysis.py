@@ -5,7 +5,7 @@ core: ``NUMBA_NUM_THREADS=1`` is set before numba is imported and
 ``torch.set_num_threads(1)`` before torch runs anything.  One run measures:
 
 1. **Histogram throughput** on ``--n`` float32 values (default 10M), N(0,1) and
-   ReLU(N(0,1)) (half exact zeros): ``analysis.histogram.Histogram().update(x)`` (exact,
+   ReLU(N(0,1)) (half exact zeros): ``lloydmax.analysis.histogram.Histogram().update(x)`` (exact,
    split-independent bins on a power-of-two grid, zeros counted apart, and exact power
    sums S1..S4) against ``np.histogram(x, bins=2048, range=(x.min(), x.max()))`` and
    ``torch.histc(t, bins=2048, min=..., max=...)`` (uniform bins, counts only).  The
@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.modules.pop("analysis", None)
-from analysis.histogram import Histogram  # noqa: E402
+from lloydmax.analysis.histogram import Histogram  # noqa: E402
 
 sys.path.insert(0, _HERE)
 import analysis_dp  # noqa: E402

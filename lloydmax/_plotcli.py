@@ -9,7 +9,7 @@ Kinds:
 * ``mse``     MSE or SQNR (``--sqnr``) against bit-width;
 * ``layers``  per-layer SQNR bars from an analysis report CSV.
 
-The ``layers`` kind and ``--histogram`` draw measured data with :mod:`analysis.plot`,
+The ``layers`` kind and ``--histogram`` draw measured data with :mod:`lloydmax.analysis.plot`,
 imported only then (the solver side never needs it).
 """
 from __future__ import annotations
@@ -158,7 +158,7 @@ def _figure(args):
         if args.histogram is not None:
             hist = _load_histogram(args.histogram)
             table = _table_or_solve(args, halfwave=False, required=False)
-            from analysis.plot import plot_histogram
+            from lloydmax.analysis.plot import plot_histogram
 
             return plot_histogram(hist, table, channel=args.channel, log=args.log)
         if args.channel is not None or args.log:
@@ -187,7 +187,7 @@ def _figure(args):
         except ValueError:
             raise InvalidInputError(f"--bits for layers needs one whole number, got "
                                     f"{args.bits!r}") from None
-    from analysis.plot import plot_layers
+    from lloydmax.analysis.plot import plot_layers
 
     return plot_layers(report, bits=bits, columns=args.columns)
 
@@ -210,7 +210,7 @@ def _read_report(path):
 
 def _load_histogram(path):
     try:
-        from analysis.histogram import Histogram
+        from lloydmax.analysis.histogram import Histogram
     except ImportError:
         raise MissingDependencyError(
             "--histogram needs the analysis package: pip install 'lloydmax[analysis]'") from None

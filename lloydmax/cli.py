@@ -393,8 +393,8 @@ def _cmd_analyze(args) -> int:
     if not os.path.exists(args.source):
         raise InvalidInputError(f"file not found: {args.source}")
     try:  # the one place the command line reaches into the analysis package
-        from analysis.collect import collect
-        from analysis.report import best_tables, report
+        from lloydmax.analysis.collect import collect
+        from lloydmax.analysis.report import best_tables, report
     except ImportError as exc:  # pandas missing
         from .errors import MissingDependencyError
 
@@ -404,7 +404,7 @@ def _cmd_analyze(args) -> int:
     if args.source.lower().endswith(".onnx"):
         if not args.inputs:
             raise InvalidInputError("an .onnx model needs --inputs X.npz")
-        from analysis.onnx_collect import collect_onnx
+        from lloydmax.analysis.onnx_collect import collect_onnx
 
         hists = collect_onnx(args.source, args.inputs, layers=args.layers, n_bins=args.bins,
                              axis=axis, strict=args.strict)

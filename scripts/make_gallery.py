@@ -86,8 +86,8 @@ MEASURED = [
      ["levels", "--histogram", "relu2.json", "--table", "relu2_hwgq2.json"],
      "A measured activation histogram",
      "The output of `relu2` of the reference network of the [analysis guide](analysis.md) "
-     "(`analysis.digits_net`, trained with seed 0), over the 450 held-out digits: an exact "
-     "histogram collected with `analysis.torch_collect.collect_torch(..., axis=None)` and "
+     "(`tests.digits_net`, trained with seed 0), over the 450 held-out digits: an exact "
+     "histogram collected with `lloydmax.analysis.torch_collect.collect_torch(..., axis=None)` and "
      "saved with `Histogram.save('relu2.json')`. About 57 % of the values are exact zeros; "
      "they sit in no bin and are drawn as the arrow at 0. Over it, the 2-bit uniform HWGQ "
      "table scaled to the layer (`relu2_hwgq2.json`): the unit table times "
@@ -95,7 +95,7 @@ MEASURED = [
      "measured second moment."),
     ("layers_report_2bit.png", ["layers", "--report", "report.csv", "--bits", "2"],
      "Every 2-bit method, layer by layer",
-     "`analysis.report.report(histograms, bits=(2,))` over the four ReLU layers of the same "
+     "`lloydmax.analysis.report.report(histograms, bits=(2,))` over the four ReLU layers of the same "
      "network, saved with `DataFrame.to_csv('report.csv', index=False)`, drawn with one bar "
      "per `sqnr_b2_*` column. `dp` is the exact optimum on the histogram, the ceiling for "
      "every other bar. The published recipe in the hwgq convention (`hwgq_unit`) sits 3.0 to "
@@ -117,9 +117,9 @@ def measured_inputs(workdir: Path) -> None:
     import math
 
     import lloydmax as lm
-    from analysis.digits_net import load_digits_split, train_digits_net
-    from analysis.report import report
-    from analysis.torch_collect import collect_torch
+    from tests.digits_net import load_digits_split, train_digits_net
+    from lloydmax.analysis.report import report
+    from lloydmax.analysis.torch_collect import collect_torch
 
     data = load_digits_split(0)
     net = train_digits_net(seed=0, data=data)
@@ -153,7 +153,7 @@ def page(entries) -> str:
         "`python scripts/make_gallery.py` redraws them all and rewrites this page. "
         "The same figures come from Python through `lloydmax.plot` "
         "(`plot_curves`, `plot_levels`, `plot_mse`, `save_figure`) and, for measured "
-        "data, `analysis.plot` (`plot_histogram`, `plot_layers`).",
+        "data, `lloydmax.analysis.plot` (`plot_histogram`, `plot_layers`).",
         "",
     ]
     for name, args, title, caption in entries:

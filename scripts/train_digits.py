@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.digits_net import train_digits_net  # noqa: E402
+from tests.digits_net import train_digits_net  # noqa: E402
 from lloydmax._io import atomic_write  # noqa: E402
 
 

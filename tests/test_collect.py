@@ -6,10 +6,10 @@ import pytest
 
 import importlib
 
-collect_mod = importlib.import_module("analysis.collect")  # the module, not the function
-from analysis._progress import Progress
-from analysis.collect import collect
-from analysis.histogram import Histogram
+collect_mod = importlib.import_module("lloydmax.analysis.collect")  # the module, not the function
+from lloydmax.analysis._progress import Progress
+from lloydmax.analysis.collect import collect
+from lloydmax.analysis.histogram import Histogram
 from lloydmax.errors import InvalidDataError, InvalidInputError
 
 

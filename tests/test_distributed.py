@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.distributed import all_reduce_histogram
-from analysis.histogram import Histogram
+from lloydmax.analysis.distributed import all_reduce_histogram
+from lloydmax.analysis.histogram import Histogram
 from lloydmax.errors import InvalidInputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,8 +18,8 @@ WORKER = textwrap.dedent("""
     import sys
     import numpy as np
     import torch.distributed as dist
-    from analysis.histogram import Histogram
-    from analysis.distributed import all_reduce_histogram
+    from lloydmax.analysis.histogram import Histogram
+    from lloydmax.analysis.distributed import all_reduce_histogram
 
     rank, tmp = int(sys.argv[1]), sys.argv[2]
     dist.init_process_group("gloo", init_method=f"file://{tmp}/rendezvous", rank=rank,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from analysis.histogram import Histogram, canonical_grid
+from lloydmax.analysis.histogram import Histogram, canonical_grid
 from lloydmax.errors import InvalidDataError, InvalidInputError
 
 
@@ -296,7 +296,7 @@ def test_plain_python_kernels_agree_with_jit():
     import subprocess
     import sys
 
-    code = ("import json, numpy as np; from analysis.histogram import Histogram; "
+    code = ("import json, numpy as np; from lloydmax.analysis.histogram import Histogram; "
             "x = np.linspace(-3, 5, 301); x[::7] = 0; x[3] = 5e-320; "
             "h = Histogram(n_bins=32, axis=0).update(np.stack([x, x.astype(np.float32) * 2])); "
             "print(json.dumps(h.to_dict()))")

@@ -1,4 +1,4 @@
-"""analysis.onnx_collect on hand-built ONNX graphs, checked against the same computation
+"""lloydmax.analysis.onnx_collect on hand-built ONNX graphs, checked against the same computation
 written in numpy (MatMul -> BatchNormalization -> Relu -> MatMul)."""
 import sys
 
@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from analysis.onnx_collect import (collect_onnx, iter_onnx_activations, load_onnx_model,
+from lloydmax.analysis.onnx_collect import (collect_onnx, iter_onnx_activations, load_onnx_model,
                                    select_nodes)
 from lloydmax.errors import InvalidInputError, MissingDependencyError
 

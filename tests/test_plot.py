@@ -1,4 +1,4 @@
-"""Figures: lloydmax.plot, analysis.plot and the ``lloydmax plot`` command.
+"""Figures: lloydmax.plot, lloydmax.analysis.plot and the ``lloydmax plot`` command.
 
 Oracles: the HWGQ equations 11-14 written out point by point, scipy's normal density,
 numpy histograms, closed-form Panter-Dite constants and published MSE values
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 
 import lloydmax as lm
-from analysis import plot as aplot
+from lloydmax.analysis import plot as aplot
 from lloydmax import plot as lplot
 from lloydmax._plotcli import add_plot_parser, run_plot
 from lloydmax.errors import InvalidInputError, InvalidTableError, MissingDependencyError
@@ -282,7 +282,7 @@ def test_draws_into_given_axes():
 def test_import_does_not_load_matplotlib():
     import subprocess
 
-    code = ("import sys, lloydmax.plot, lloydmax._plotcli, analysis.plot; "
+    code = ("import sys, lloydmax.plot, lloydmax._plotcli, lloydmax.analysis.plot; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
@@ -300,7 +300,7 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
 
 
 class StandInHistogram:
-    """The interface of analysis.histogram.Histogram that the plots read."""
+    """The interface of lloydmax.analysis.histogram.Histogram that the plots read."""
 
     def __init__(self, data, bins=40):
         data = np.asarray(data, dtype=np.float64)
@@ -352,7 +352,7 @@ def test_histogram_per_channel():
 
 
 def test_histogram_of_a_real_histogram(tmp_path):
-    from analysis.histogram import Histogram
+    from lloydmax.analysis.histogram import Histogram
 
     rng = np.random.default_rng(2)
     data = np.maximum(rng.standard_normal((200, 4, 25)) * np.array([0.5, 1.0, 2.0, 4.0])[None, :, None],
@@ -422,8 +422,8 @@ def test_layers_nan_inf_and_channels():
 
 
 def test_layers_of_a_real_report():
-    from analysis.histogram import Histogram
-    from analysis.report import report
+    from lloydmax.analysis.histogram import Histogram
+    from lloydmax.analysis.report import report
 
     rng = np.random.default_rng(3)
     hists = {name: Histogram(n_bins=256).update(np.maximum(rng.standard_normal(4000) * s, 0))

@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy import stats
 
-from analysis.digits_net import accuracy, load_digits_split, train_digits_net
-from analysis.onnx_collect import collect_onnx, iter_onnx_activations
-from analysis.torch_collect import collect_torch, iter_activations
+from tests.digits_net import accuracy, load_digits_split, train_digits_net
+from lloydmax.analysis.onnx_collect import collect_onnx, iter_onnx_activations
+from lloydmax.analysis.torch_collect import collect_torch, iter_activations
 
 RELUS = ["relu1", "relu2", "relu3", "relu4"]
 BNS = ["bn1", "bn2", "bn3", "bn4"]
@@ -190,7 +190,7 @@ def test_cli_analyze_onnx_model_equals_torch_report(tmp_path, trained, onnx_fold
     report of the same activations collected through the torch hooks."""
     import pandas as pd
 
-    from analysis import collect_torch, report
+    from lloydmax.analysis import collect_torch, report
     from lloydmax.cli import main
 
     model_path, inputs = tmp_path / "digits.onnx", tmp_path / "x.npz"

@@ -12,8 +12,8 @@ from scipy import stats
 from scipy.special import ndtr
 
 import lloydmax as lm
-from analysis.histogram import Histogram
-from analysis.report import best_tables, report
+from lloydmax.analysis.histogram import Histogram
+from lloydmax.analysis.report import best_tables, report
 
 CONVENTIONS = ("hwgq", "round", "deadzone")
 METHODS = ([f"{c}_unit" for c in CONVENTIONS] + ["dp"] + [f"dp_{c}" for c in CONVENTIONS]

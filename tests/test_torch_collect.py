@@ -1,4 +1,4 @@
-"""analysis.torch_collect: hook selection, capture and clean-up on small random models,
+"""lloydmax.analysis.torch_collect: hook selection, capture and clean-up on small random models,
 checked against running the sub-networks directly, and histograms against numpy/scipy."""
 import sys
 from collections import OrderedDict
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from analysis.histogram import Histogram
-from analysis.torch_collect import collect_torch, histograms_from, iter_activations, select_modules
+from lloydmax.analysis.histogram import Histogram
+from lloydmax.analysis.torch_collect import collect_torch, histograms_from, iter_activations, select_modules
 from lloydmax.errors import InvalidInputError, MissingDependencyError
 
 nn = torch.nn
