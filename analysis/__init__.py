@@ -10,6 +10,6 @@ from .onnx_collect import collect_onnx, iter_onnx_activations
 from .report import best_tables, report
 from .torch_collect import collect_torch, histograms_from, iter_activations
 
-__all__ = ["Histogram", "WeightedPoints", "collect", "collect_torch", "collect_onnx",
-           "iter_activations", "iter_onnx_activations", "histograms_from",
-           "all_reduce_histogram", "report", "best_tables"]
+__all__ = ["Histogram", "WeightedPoints", "all_reduce_histogram", "best_tables", "collect",
+           "collect_onnx", "collect_torch", "histograms_from", "iter_activations",
+           "iter_onnx_activations", "report"]

@@ -14,10 +14,15 @@ $B_k = -1074 k - 104$, below the last bit of any $k$-th power of a float64 (subn
 included), and the top limb leaves 64 bits of headroom above the largest one, so no sum of
 fewer than $2^{63}$ values can overflow.
 
-After :func:`lloydmax`-side normalisation (``lloydmax.analysis._kernels.normalize_limbs``) every limb
+After normalisation (``lloydmax.analysis._kernels.normalize_limbs``) every limb
 but the top one lies in $[0, 2^{32})$ and the top limb carries the sign, so equal sums have
 equal limbs: merges (limb-wise addition, then normalisation) are exact and independent of
 the order in which values arrived.
+
+This module is the layout alone, with no dependency: the numba kernels
+(:mod:`lloydmax.analysis._kernels`) add into the limbs by it, and
+:mod:`lloydmax.analysis._moments`, which imports those kernels, holds the limbs of every
+channel and turns the sums into moments.
 """
 from __future__ import annotations
 
@@ -25,8 +30,8 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["LIMB_BITS", "N_POWERS", "BASE_EXP", "N_LIMBS", "OFFSETS", "TOTAL_LIMBS",
-           "limbs_to_int", "int_to_limbs", "power_sums"]
+__all__ = ["BASE_EXP", "LIMB_BITS", "N_LIMBS", "N_POWERS", "OFFSETS", "TOTAL_LIMBS",
+           "int_to_limbs", "limbs_to_int", "power_sums"]
 
 LIMB_BITS = 32
 N_POWERS = 4

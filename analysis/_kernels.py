@@ -41,11 +41,13 @@ TWO_M52 = float(2.0 ** -52)
 HIDDEN = 1 << 52
 #: columns of the per-exponent table: (hi, lo) for x, a^2, ab, b^2, x^3, x^4
 ACC_COLS = 12
+#: columns of the per-channel counters ``stats`` that :func:`scan` / :func:`scan_bits` fill
+COL_NAN, COL_INF, COL_ZERO = 0, 1, 2
 
 _OFF1, _OFF2, _OFF3, _OFF4 = OFFSETS[0], OFFSETS[1], OFFSETS[2], OFFSETS[3]
 _OFFS = np.array(OFFSETS, dtype=np.int64)
 _B1, _B2, _B3, _B4 = BASE_EXP
-assert N_POWERS == 4 and TOTAL_LIMBS == OFFSETS[4]
+assert N_POWERS == 4 and OFFSETS[4] == TOTAL_LIMBS
 
 
 @jit

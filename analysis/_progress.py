@@ -44,7 +44,7 @@ class Progress:
         elapsed = now - self._start
         if self.total:
             frac = min(1.0, self.done / self.total)
-            fill = int(round(frac * self.width))
+            fill = round(frac * self.width)
             bar = "#" * fill + "-" * (self.width - fill)
             text = f"\r{self.desc} [{bar}] {100 * frac:5.1f}% {elapsed:6.1f}s"
         else:

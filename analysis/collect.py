@@ -106,23 +106,19 @@ def _feed_array(hist: Histogram, arr: np.ndarray, progress, desc: str) -> None:
         arr = arr.T  # slabs along the slowest axis of the memory layout
         axis = None if axis is None else arr.ndim - 1 - axis
     if axis is not None:
-        hist._ensure_channels(arr.shape[axis])
+        hist.ensure_channels(arr.shape[axis])
     rows = max(1, SLAB // max(1, arr[0].size))
     with Progress(arr.shape[0], desc, enabled=progress) as bar:
         for start in range(0, arr.shape[0], rows):
             block = arr[start:start + rows]
             if axis == 0:
-                hist._update_part(block, start)
+                hist.update_block(block, start)
             elif axis is None:
                 hist.update(block)
             else:
-                # the slab keeps every channel; only the batch axis is cut
-                saved = hist._axis
-                hist._axis = axis
-                try:
-                    hist.update(block)
-                finally:
-                    hist._axis = saved
+                # the slab keeps every channel; only the batch axis is cut (and, for a
+                # transposed array, the channels sit on axis, not on the histogram's axis)
+                hist.update_along(block, axis)
             bar.advance(block.shape[0])
 
 
@@ -151,7 +147,7 @@ class _Stream:
             raw = self.fh.read(nbytes)
             if len(raw) != nbytes:
                 raise InvalidInputError("truncated array in .npz file")
-            yield start, np.frombuffer(raw, dtype=self.dtype).reshape((n,) + self.shape[1:])
+            yield start, np.frombuffer(raw, dtype=self.dtype).reshape((n, *self.shape[1:]))
 
 
 def _collect_npz(path: Path, axis, n_bins, strict, progress) -> dict:
@@ -179,7 +175,7 @@ def _collect_npz(path: Path, axis, n_bins, strict, progress) -> dict:
                 if not fortran and dtype.kind in "fiu" and len(shape) > 0:
                     _check_array(np.empty((0,) * len(shape), dtype), axis, f"{path.name}:{name}")
                     if axis is not None:
-                        hist._ensure_channels(shape[axis])
+                        hist.ensure_channels(shape[axis])
                     _feed_stream(hist, _Stream(fh, shape, dtype), axis, progress,
                                  f"{path.name}:{name}")
                     out[name] = hist
@@ -203,7 +199,7 @@ def _feed_stream(hist: Histogram, stream: _Stream, axis, progress, desc: str) ->
     with Progress(shape[0], desc, enabled=progress) as bar:
         for start, block in stream.slabs(rows):
             if ax == 0:
-                hist._update_part(block, start)
+                hist.update_block(block, start)
             else:
                 hist.update(block)
             bar.advance(block.shape[0])

@@ -17,8 +17,7 @@ import numpy as np
 
 from lloydmax.errors import InvalidInputError, MissingDependencyError
 
-from . import _kernels as K
-from .histogram import Histogram, canonical_grid
+from .histogram import Histogram
 
 __all__ = ["all_reduce_histogram"]
 
@@ -81,34 +80,19 @@ def all_reduce_histogram(hist: Histogram, group=None) -> Histogram:
     out = hist.copy()
     if known_max < 0:
         return out  # per-channel, and no worker has seen data
-    out._ensure_channels(known_max)
+    out.ensure_channels(known_max)
 
     # 1. common canonical grid
-    lo = torch.from_numpy(out._lohi[:, 0].copy())
-    hi = torch.from_numpy(out._lohi[:, 1].copy())
+    lo, hi = (torch.from_numpy(v) for v in out.channel_ranges())
     dist.all_reduce(lo, op=red.MIN, group=group)
     dist.all_reduce(hi, op=red.MAX, group=group)
-    lo_np, hi_np = lo.numpy(), hi.numpy()
     # 2. local re-binning onto it
-    for ch in range(known_max):
-        g_lo, g_hi = float(lo_np[ch]), float(hi_np[ch])
-        if g_lo > g_hi:
-            continue  # no binned value on any worker
-        e, k0 = canonical_grid(g_lo, g_hi, out.n_bins)
-        if out._lohi[ch, 0] <= out._lohi[ch, 1]:
-            e_old, k0_old = (int(v) for v in out._grid[ch])
-            counts = np.zeros(out.n_bins, dtype=np.int64)
-            K.regrid(out._counts[ch], k0_old, e - e_old, k0, counts)
-            out._counts[ch] = counts
-        out._set_grid(ch, e, k0)
-        out._lohi[ch] = (g_lo, g_hi)
-    # 3. sums of the integer state
-    for ch in range(known_max):
-        K.normalize_limbs(out._limbs, ch)
-    for name in ("_counts", "_stats", "_limbs"):
-        tensor = torch.from_numpy(np.ascontiguousarray(getattr(out, name)))
+    out.widen_ranges(lo.numpy(), hi.numpy())
+    # 3. sums of the integer state (normalised limbs, so the sums cannot overflow)
+    summed = []
+    for part in out.integer_state():
+        tensor = torch.from_numpy(np.ascontiguousarray(part))
         dist.all_reduce(tensor, op=red.SUM, group=group)
-        setattr(out, name, tensor.numpy().copy())
-    for ch in range(known_max):
-        K.normalize_limbs(out._limbs, ch)
+        summed.append(tensor.numpy().copy())
+    out.set_integer_state(*summed)
     return out

@@ -27,7 +27,7 @@ from lloydmax.errors import InvalidInputError, MissingDependencyError
 from ._progress import Progress
 from .torch_collect import histograms_from
 
-__all__ = ["collect_onnx", "iter_onnx_activations", "select_nodes", "load_onnx_model"]
+__all__ = ["collect_onnx", "iter_onnx_activations", "load_onnx_model", "select_nodes"]
 
 _KEYWORDS = {"relu": "Relu", "bn": "BatchNormalization"}
 

@@ -140,7 +140,7 @@ def plot_histogram(hist, table=None, channel=None, ax=None, log: bool = False,
     density = counts / (total * np.where(widths > 0, widths, 1.0))
     axis.bar(edges[:-1], density, width=widths, align="edge", color=_C_BARS, alpha=0.55,
              edgecolor=_C_BARS, lw=0.3,
-             label=f"non-zero values: {int(round(counts.sum())):,}"
+             label=f"non-zero values: {round(float(counts.sum())):,}"
                    + f" in {n_bins} bins" + (f", drawn as {counts.size} bars"
                                                 if counts.size < n_bins else ""))
     top = float(density.max()) if density.size else 1.0
@@ -148,7 +148,7 @@ def plot_histogram(hist, table=None, channel=None, ax=None, log: bool = False,
         height = 1.15 * top
         axis.annotate("", xy=(0.0, height), xytext=(0.0, 0.0), zorder=6,
                       arrowprops={"arrowstyle": "-|>", "color": _C_ZEROS, "lw": 2.2})
-        axis.annotate(f"exact zeros: {int(round(zeros)):,} ({zeros / total:.1%})",
+        axis.annotate(f"exact zeros: {round(zeros):,} ({zeros / total:.1%})",
                       (0.0, height), xytext=(7, -4), textcoords="offset points",
                       color=_C_ZEROS, fontsize=9, zorder=6,
                       bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"})
@@ -177,7 +177,7 @@ def plot_histogram(hist, table=None, channel=None, ax=None, log: bool = False,
     axis.set_xlabel("activation value (input units)")
     axis.set_ylabel("density (fraction per unit of x)")
     where = "" if channel is None else f", channel {channel}"
-    title = f"histogram of {int(round(total)):,} values{where}"
+    title = f"histogram of {round(total):,} values{where}"
     if table is not None:
         kind = f"uniform step {table.step:.4g}" if table.step is not None else "Lloyd-Max"
         title += f" with a {table.n_levels}-level table ({kind})"

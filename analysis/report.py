@@ -15,12 +15,19 @@ from fractions import Fraction
 import numpy as np
 
 import lloydmax as lm
+from lloydmax._conventions import resolve_levels
 from lloydmax._dp import solve_dp
-from lloydmax._solver import resolve_levels
-from lloydmax.errors import (ConventionError, InvalidBitsError, InvalidDataError,
-                             InvalidInputError, MissingDependencyError)
+from lloydmax._table import build_table
+from lloydmax.constants import TSQ_EPS
+from lloydmax.errors import (
+    ConventionError,
+    InvalidBitsError,
+    InvalidDataError,
+    InvalidInputError,
+    MissingDependencyError,
+)
 
-__all__ = ["report", "best_tables", "METHODS_DOC"]
+__all__ = ["METHODS_DOC", "best_tables", "report"]
 
 _CONVENTIONS = ("hwgq", "round", "deadzone")
 # failures that mean "this method does not apply to this layer" (too few distinct values,
@@ -207,12 +214,12 @@ def _uniform_table(v, w, bits: int, lo: float, hi: float):
     levels[-1] = hi
     thresholds = 0.5 * (levels[1:] + levels[:-1])
     relu = lo == 0.0 and v[0] >= 0.0
-    table = lm.QuantizerTable(
-        levels=levels, thresholds=thresholds, step=step, bits=bits, n_levels=n,
-        distribution="empirical", params={"count": int(round(float(np.sum(w))))},
-        convention="round" if relu else "none", kind="uniform", mse=math.nan,
-        sqnr_db=math.nan, entropy_bits=math.nan, residual=0.0, iterations=0, converged=True,
-        zero_threshold=None)
+    # MSE, SQNR and entropy are measured on the data below
+    table = build_table(
+        levels, thresholds, step_z=step, bits=bits, n_levels=n, distribution="empirical",
+        params={"count": round(float(np.sum(w)))}, convention="round" if relu else "none",
+        kind="uniform", mse_z=math.nan, power_z=math.nan, entropy_bits=math.nan, residual=0.0,
+        iterations=0, converged=True)
     mse = _table_mse(table, v, w)
     power = float(np.sum(w * v * v) / np.sum(w))
     mass = np.bincount(table.quantize(v, return_index=True), weights=w, minlength=n)
@@ -262,7 +269,7 @@ def _method_tables(v, w, stats, bits, conventions, percentile, eps, unit_cache):
         attempt(f"dp_{c}", lambda c=c: solve_dp(v, bits=bits, weights=w, **conv_kw(c)))
     for c in conventions:
         attempt(f"uniform_{c}", lambda c=c: lm.solve_data(v, bits=bits, weights=w, uniform=True,
-                                                          check=False, **conv_kw(c)))
+                                                          strict=False, **conv_kw(c)))
     lo_clip = 0.0 if relu else _weighted_percentile(v, w, 100.0 - percentile)
     attempt("pclip", lambda: _uniform_table(v, w, bits, lo_clip,
                                             _weighted_percentile(v, w, percentile)))
@@ -275,7 +282,7 @@ def _method_tables(v, w, stats, bits, conventions, percentile, eps, unit_cache):
 
 def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
            conventions=("hwgq", "round", "deadzone"), percentile: float = 99.99,
-           eps: float = 0.32):
+           eps: float = TSQ_EPS):
     """One row per layer (or per channel): statistics, distance from the half-wave
     Gaussian, and the MSE / SQNR of every way of building a b-bit quantizer.
 
@@ -396,7 +403,7 @@ def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
                         store[(name, ch, b, method)] = table
                     row[f"mse_b{b}_{method}"] = mse
                     sqnr[f"sqnr_b{b}_{method}"] = (
-                        math.nan if not mse == mse else
+                        math.nan if mse != mse else
                         math.inf if mse == 0.0 else 10.0 * math.log10(power_pts / mse))
                 row.update(sqnr)
             rows.append(row)

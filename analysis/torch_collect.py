@@ -4,9 +4,9 @@ Two layers, kept apart on purpose:
 
 * :func:`iter_activations` runs the model and yields ``(layer_name, float32 array)`` pairs,
   one per hooked module call.  It knows nothing about histograms.
-* :func:`histograms_from` feeds any such stream into one :class:`lloydmax.analysis.histogram.Histogram`
-  per layer.  :func:`collect_torch` is the two glued together; the ONNX collector reuses
-  :func:`histograms_from`.
+* :func:`histograms_from` feeds any such stream into one
+  :class:`lloydmax.analysis.histogram.Histogram` per layer.  :func:`collect_torch` is the
+  two glued together; the ONNX collector reuses :func:`histograms_from`.
 
 What can be hooked
 ------------------
@@ -33,7 +33,7 @@ from lloydmax.errors import InvalidInputError, MissingDependencyError
 from ._progress import Progress
 from .histogram import Histogram
 
-__all__ = ["collect_torch", "iter_activations", "select_modules", "histograms_from"]
+__all__ = ["collect_torch", "histograms_from", "iter_activations", "select_modules"]
 
 _KEYWORDS = ("relu", "bn")
 
@@ -298,11 +298,12 @@ def histograms_from(activations: Iterable[tuple[str, np.ndarray]], *, n_bins: in
     Parameters
     ----------
     activations : iterable of (str, numpy.ndarray)
-        For example :func:`iter_activations` or :func:`lloydmax.analysis.onnx_collect.iter_onnx_activations`.
+        For example :func:`iter_activations` or
+        :func:`lloydmax.analysis.onnx_collect.iter_onnx_activations`.
     n_bins, axis, strict
-        Passed to :class:`lloydmax.analysis.histogram.Histogram`; ``axis`` is the channel axis for
-        per-channel statistics (``None`` pools the whole tensor).  Arrays with fewer than
-        ``axis + 1`` dimensions are pooled whole.
+        Passed to :class:`lloydmax.analysis.histogram.Histogram`; ``axis`` is the channel
+        axis for per-channel statistics (``None`` pools the whole tensor).  Arrays with
+        fewer than ``axis + 1`` dimensions are pooled whole.
 
     Returns
     -------

@@ -29,11 +29,11 @@ import os
 
 os.environ["NUMBA_NUM_THREADS"] = "1"  # before numba is imported (by lloydmax or analysis)
 
-import argparse  # noqa: E402
-import importlib.metadata  # noqa: E402
-import sys  # noqa: E402
+import argparse
+import importlib.metadata
+import sys
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 # this script is named like the `analysis` package: import the package with the script's
 # own directory off sys.path, then the sibling scripts (not a package) from that directory

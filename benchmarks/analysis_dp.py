@@ -34,7 +34,7 @@ import lloydmax as lm
 from lloydmax._dp import solve_dp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from solver import best_of, machine_info  # noqa: E402  (sibling script, not a package)
+from solver import best_of, machine_info
 
 SWEEP = ((2048, 16), (2048, 256), (16384, 16), (16384, 256), (100_000, 256))
 
@@ -58,7 +58,8 @@ def bench_ckwrap(x, w, k, repeat):
     row = {"points": x.size, "levels": k, "dp_s": t_dp, "dp_mse": table.mse}
     for method in ("linear", "loglinear"):
         ckwrap.ckmeans(x, k, weights=w, method=method)
-        t, res = best_of(lambda: ckwrap.ckmeans(x, k, weights=w, method=method), repeat)
+        t, res = best_of(lambda method=method: ckwrap.ckmeans(x, k, weights=w, method=method),
+                         repeat)
         row[f"ck_{method}_s"] = t
         mse = float(np.sum(res.withinss)) / float(np.sum(w))
         row[f"ck_{method}_relmse"] = abs(mse - table.mse) / mse
@@ -88,7 +89,7 @@ def bench_kmeans(samples, k, repeat, seed):
     solve_dp(x[:1000], n_levels=k)
     t_dp, dp = best_of(lambda: solve_dp(x, n_levels=k), repeat)
     rows.append(("lloydmax solve_dp (exact)", dp.mse, t_dp))
-    t_ll, ll = best_of(lambda: lm.solve_data(x, n_levels=k, check=False), repeat)
+    t_ll, ll = best_of(lambda: lm.solve_data(x, n_levels=k, strict=False), repeat)
     rows.append(("lloydmax solve_data (Lloyd)", ll.mse, t_ll))
     for label, n_init in (("KMeans n_init=1", 1), ("KMeans default (n_init='auto')", "auto"),
                           ("KMeans n_init=10", 10)):

@@ -184,12 +184,12 @@ def bench_solver(args) -> list[dict]:
     rows = []
     for b in SMALL_BITS + LARGE_BITS:
         repeat = args.repeat if b in SMALL_BITS else args.repeat_large
-        t, table = best_of(lambda: lm.solve(bits=b, dist="gaussian", tol=args.tol), repeat)
+        t, table = best_of(lambda b=b: lm.solve(bits=b, dist="gaussian", tol=args.tol), repeat)
         row = {"bits": b, "ours_s": t, "ours_iter": table.iterations,
                "ours_res": table.residual}
         if b in BASELINE_BITS and not args.no_baseline:
             tb, (q, it, res) = best_of(
-                lambda: numpy_lloyd_gaussian(1 << b, args.tol, args.max_iter),
+                lambda b=b: numpy_lloyd_gaussian(1 << b, args.tol, args.max_iter),
                 args.baseline_repeat)
             row.update(base_s=tb, base_iter=it, base_res=res,
                        base_capped=res > args.tol,

@@ -13,22 +13,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ._conventions import centre, resolve_levels, resolve_zero
 from ._dists import get_distribution
-from ._solver import _layout, evaluate, resolve_levels, solve
-from ._table import QuantizerTable
+from ._solver import evaluate, solve
+from ._table import QuantizerTable, build_table
 from .errors import InvalidInputError, InvalidTableError
 
 __all__ = ["CheckResult", "check", "table_from_levels", "table_from_step"]
 
 _UNIFORM_RTOL = 1e-6  # equal spacings up to this relative error make a table "uniform"
-
-
-def _resolve(d, convention, zero_threshold, sparsity):
-    """(convention, dead-zone threshold in input units or None) for distribution ``d``,
-    by the solver's own rules (:func:`lloydmax._solver._layout`)."""
-    layout = _layout(d.halfwave, d.scale, 2, convention, zero_threshold, sparsity)
-    eps = layout.zero_threshold * d.scale if layout.convention == "deadzone" else None
-    return layout.convention, eps
 
 
 def table_from_levels(levels, *, convention=None, dist="halfwave-gaussian", params=None,
@@ -87,7 +80,7 @@ def table_from_levels(levels, *, convention=None, dist="halfwave-gaussian", para
         raise InvalidTableError("levels must be strictly increasing")
     bits, n = resolve_levels(n_levels=lv.size)
     d = get_distribution(dist, **(params or {}))
-    conv, eps = _resolve(d, convention, zero_threshold, sparsity)
+    conv, eps = resolve_zero(d.halfwave, d.scale, convention, zero_threshold, sparsity)
     thr = 0.5 * (lv[:-1] + lv[1:])
     if d.halfwave:
         if lv[0] != 0.0:
@@ -112,11 +105,12 @@ def table_from_levels(levels, *, convention=None, dist="halfwave-gaussian", para
         step = float(spacing.mean())
     if not kind_uniform:
         step = None
-    table = QuantizerTable(
-        levels=lv, thresholds=thr, step=step, bits=bits, n_levels=n, distribution=d.name,
-        params=d.params, convention=conv, kind="uniform" if kind_uniform else "nonuniform",
-        mse=math.nan, sqnr_db=math.nan, entropy_bits=math.nan, residual=math.nan,
-        iterations=0, converged=False, zero_threshold=0.0 if conv == "hwgq" else eps)
+    # the measured fields are filled in from evaluate() below
+    table = build_table(
+        lv, thr, step_z=step, bits=bits, n_levels=n, distribution=d.name, params=d.params,
+        convention=conv, kind="uniform" if kind_uniform else "nonuniform", mse_z=math.nan,
+        power_z=math.nan, entropy_bits=math.nan, residual=math.nan, iterations=0,
+        converged=False, zero_threshold_z=0.0 if conv == "hwgq" else eps)
     ev = evaluate(table)
     residual = (ev["midpoint_residual"] if kind_uniform
                 else max(ev["midpoint_residual"], ev["centroid_residual"]))
@@ -147,8 +141,8 @@ def table_from_step(step, bits=None, *, n_levels=None, dist="halfwave-gaussian",
     if d.halfwave:
         levels = k * s
     elif d.symmetric:
-        centre = d.loc + (0.5 * d.scale if d.name == "uniform" else 0.0)
-        levels = centre + (k - 0.5 * (n - 1)) * s
+        middle = d.loc + d.scale * centre(d.name == "uniform")
+        levels = middle + (k - 0.5 * (n - 1)) * s
     else:
         raise InvalidInputError(f"{d.name} is not symmetric, so a step alone does not fix the "
                                 "levels; give the levels instead")

@@ -9,8 +9,8 @@ then).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from .errors import InvalidInputError, UnknownDistributionError
 
 __all__ = ["Distribution", "get_distribution", "list_distributions", "HALFWAVE"]
 
-HALFWAVE = "halfwave-gaussian"
+from ._conventions import HALFWAVE
+
 _EMPTY = np.empty(0, dtype=np.float64)
 _GAUSS_REACH = 17.0  # p(z)^(1/3) at 17 sigma is e^-48: far past any level of 16 bits
 _LAPLACE_REACH = 120.0
@@ -242,7 +243,8 @@ def _tabulate(frozen, mean: float, std: float, n_central: int = 1 << 18, n_tail:
         mass = float(np.sum(0.5 * (p[1:] + p[:-1]) * np.diff(z)))
         if not (mass > 0.0 and math.isfinite(mass) and math.isfinite(p0)):
             raise InvalidInputError("could not tabulate the density of this distribution")
-        return np.ascontiguousarray(z, dtype=np.float64), np.ascontiguousarray(p / mass, dtype=np.float64)
+        return (np.ascontiguousarray(z, dtype=np.float64),
+                np.ascontiguousarray(p / mass, dtype=np.float64))
     lo_s, hi_s = (float(v) for v in frozen.support())
     central = np.linspace(frozen.ppf(1e-7), frozen.isf(1e-7), n_central)
     tail_p = np.geomspace(1e-7, 1e-15, n_tail)[1:]
@@ -265,4 +267,5 @@ def _tabulate(frozen, mean: float, std: float, n_central: int = 1 << 18, n_tail:
     mass = float(np.sum(0.5 * (p[1:] + p[:-1]) * np.diff(z)))
     if not (mass > 0.0 and math.isfinite(mass)):
         raise InvalidInputError("could not tabulate the density of this distribution")
-    return np.ascontiguousarray(z, dtype=np.float64), np.ascontiguousarray(p / mass, dtype=np.float64)
+    return (np.ascontiguousarray(z, dtype=np.float64),
+            np.ascontiguousarray(p / mass, dtype=np.float64))

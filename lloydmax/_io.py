@@ -1,156 +1,25 @@
-"""Reading and writing tables: JSON, CSV and NPZ, written atomically and byte-deterministically.
-
-* JSON: one table is a ``lloydmax.table/1`` object; several are
-  ``{"schema": "lloydmax.tableset/1", "version": ..., "tables": [...]}``.
-* CSV: per table, one comment line ``# lloydmax.table/1 {...metadata JSON...}`` and then
-  rows ``table,index,level,threshold`` (``threshold`` is the cell's upper threshold,
-  empty for the last level).  ``pandas.read_csv(path, comment="#")`` reads the rows.
-* NPZ: ``meta`` (the JSON text of the table set without the numbers) plus
-  ``levels_K`` / ``thresholds_K`` float64 arrays for table K.
-
-Floats are written with ``repr`` precision, so reading a file back gives the very
-same numbers.
-"""
+"""Reading and saving table files (JSON, CSV, NPZ); the encodings are described in
+:mod:`lloydmax._files`, the table format itself in :mod:`lloydmax._format`."""
 from __future__ import annotations
 
 import io
-import json
-import os
-import tempfile
-import zipfile
+import stat
 from pathlib import Path
 
 import numpy as np
 
-from ._table import SCHEMA, QuantizerTable, table_from_dict
-from ._version import __version__
-from .errors import InvalidInputError, InvalidTableError
+from ._files import atomic_write, encode_tables, format_from_path
+from ._format import MAX_FILE_BYTES, SCHEMA, SET_SCHEMA, decode_json, tables_of
+from ._table import QuantizerTable, table_from_dict
+from .errors import InvalidTableError
 
-__all__ = ["save_tables", "load_tables", "load_table", "dumps_json", "atomic_write",
-           "FORMATS", "format_from_path"]
-
-SET_SCHEMA = "lloydmax.tableset/1"
-FORMATS = ("json", "csv", "npz")
-
-
-def dumps_json(obj, indent: int | None = 2) -> str:
-    return json.dumps(obj, indent=indent, allow_nan=False, ensure_ascii=True) + "\n"
-
-
-def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to a temporary file in the target's directory, then rename it over
-    the target, so a reader never sees a half-written file and a failure loses nothing.
-
-    Raises
-    ------
-    InvalidInputError
-        When the directory does not exist or is not writable.
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise InvalidInputError(f"cannot write {path}: directory {directory} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def format_from_path(path, format: str | None = None) -> str:
-    if format is not None:
-        fmt = format.lower()
-    else:
-        fmt = Path(path).suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise InvalidInputError(
-            f"unsupported table format {fmt or '(no suffix)'!r} for {path}; use one of "
-            + ", ".join(FORMATS))
-    return fmt
-
-
-def _set_dict(tables) -> dict:
-    return {"schema": SET_SCHEMA, "version": __version__,
-            "tables": [t.to_dict() for t in tables]}
-
-
-def encode_tables(tables, fmt: str) -> bytes:
-    tables = list(tables)
-    if not tables:
-        raise InvalidInputError("no tables to write")
-    if fmt == "json":
-        obj = tables[0].to_dict() if len(tables) == 1 else _set_dict(tables)
-        return dumps_json(obj).encode("ascii")
-    if fmt == "csv":
-        return _encode_csv(tables)
-    return _encode_npz(tables)
+__all__ = ["save_tables", "load_tables", "load_table", "quantize"]
 
 
 def save_tables(tables, path, format: str | None = None) -> None:
     """Write one or more tables to ``path`` atomically (format from the suffix)."""
     fmt = format_from_path(path, format)
     atomic_write(path, encode_tables(tables, fmt))
-
-
-def _meta(table: QuantizerTable) -> dict:
-    d = table.to_dict()
-    d.pop("levels")
-    d.pop("thresholds")
-    return d
-
-
-def _encode_csv(tables) -> bytes:
-    out = io.StringIO()
-    out.write("table,index,level,threshold\n")
-    for k, t in enumerate(tables):
-        out.write(f"# {SCHEMA} {json.dumps(_meta(t), allow_nan=False, separators=(',', ':'))}\n")
-        for i, level in enumerate(t.levels):
-            thr = repr(float(t.thresholds[i])) if i < t.n_levels - 1 else ""
-            out.write(f"{k},{i},{float(level)!r},{thr}\n")
-    return out.getvalue().encode("ascii")
-
-
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-
-
-def _encode_npz(tables) -> bytes:
-    meta = _set_dict(tables)
-    for d in meta["tables"]:
-        d.pop("levels")
-        d.pop("thresholds")
-    arrays = {"meta": np.array(json.dumps(meta, allow_nan=False, separators=(",", ":")))}
-    for k, t in enumerate(tables):
-        arrays[f"levels_{k}"] = np.ascontiguousarray(t.levels, dtype=np.float64)
-        arrays[f"thresholds_{k}"] = np.ascontiguousarray(t.thresholds, dtype=np.float64)
-    buf = io.BytesIO()
-    # np.savez stamps the current time into the zip; write entries with a fixed date
-    # so the same tables always give the same bytes.
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, arr in arrays.items():
-            body = io.BytesIO()
-            np.lib.format.write_array(body, arr, allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, body.getvalue())
-    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------- reading
@@ -167,6 +36,12 @@ def load_tables(path, format: str | None = None) -> list[QuantizerTable]:
     path = Path(path)
     fmt = format_from_path(path, format)
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidTableError(f"{path} is not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise InvalidTableError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB: "
+                                    "not a table file")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InvalidTableError(f"table file not found: {path}") from None
@@ -194,21 +69,8 @@ def load_table(path, format: str | None = None, index: int | None = None) -> Qua
     return tables[index]
 
 
-def _no_constants(token):
-    raise InvalidTableError(f"non-finite number {token} in table")
-
-
 def _decode_json(raw: bytes):
-    try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidTableError(f"not valid JSON ({exc})") from None
-    if isinstance(obj, dict) and obj.get("schema") == SET_SCHEMA:
-        tables = obj.get("tables")
-        if not isinstance(tables, list) or not tables:
-            raise InvalidTableError("table set has no 'tables' list")
-        return [table_from_dict(t) for t in tables]
-    return [table_from_dict(obj)]
+    return [table_from_dict(t) for t in tables_of(decode_json(raw))]
 
 
 def _decode_csv(raw: bytes):
@@ -229,9 +91,9 @@ def _decode_csv(raw: bytes):
             if not body.startswith(SCHEMA):
                 raise InvalidTableError(f"line {lineno}: expected '# {SCHEMA} {{...}}'")
             try:
-                metas.append(json.loads(body[len(SCHEMA):], parse_constant=_no_constants))
-            except json.JSONDecodeError as exc:
-                raise InvalidTableError(f"line {lineno}: bad metadata JSON ({exc})") from None
+                metas.append(decode_json(body[len(SCHEMA):]))
+            except InvalidTableError as exc:
+                raise InvalidTableError(f"line {lineno}: bad metadata ({exc})") from None
             continue
         parts = line.split(",")
         if len(parts) != 4:
@@ -272,14 +134,20 @@ def _decode_npz(raw: bytes):
         raise InvalidTableError("not a readable .npz archive") from None
     if "meta" not in files:
         raise InvalidTableError("archive has no 'meta' entry")
+    meta_entry = files["meta"]
+    if meta_entry.dtype.kind != "U" or meta_entry.ndim != 0:
+        raise InvalidTableError("'meta' must be a text entry")
     try:
-        meta = json.loads(str(files["meta"]), parse_constant=_no_constants)
-    except json.JSONDecodeError as exc:
-        raise InvalidTableError(f"bad 'meta' JSON ({exc})") from None
+        meta = decode_json(str(meta_entry))
+    except InvalidTableError as exc:
+        raise InvalidTableError(f"bad 'meta' ({exc})") from None
     if not isinstance(meta, dict) or meta.get("schema") != SET_SCHEMA:
         raise InvalidTableError(f"'meta' is not a {SET_SCHEMA} object")
+    entries = meta.get("tables")
+    if not isinstance(entries, list) or not all(isinstance(d, dict) for d in entries):
+        raise InvalidTableError("'meta' has no list of table objects under 'tables'")
     tables = []
-    for k, d in enumerate(meta.get("tables") or []):
+    for k, d in enumerate(entries):
         try:
             lv, th = files[f"levels_{k}"], files[f"thresholds_{k}"]
         except KeyError:
@@ -293,3 +161,10 @@ def _decode_npz(raw: bytes):
     if not tables:
         raise InvalidTableError("archive holds no tables")
     return tables
+
+
+def quantize(x, table):
+    """Quantize ``x`` with ``table`` (a :class:`QuantizerTable` or a table file path)."""
+    if not isinstance(table, QuantizerTable):
+        table = load_table(table)
+    return table.quantize(x)

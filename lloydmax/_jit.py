@@ -8,6 +8,11 @@ Every kernel in :mod:`lloydmax._kernels` is decorated with :func:`jit`.  Options
 * fastmath stays off: the solver relies on IEEE NaN/Inf semantics (``erfc`` tails,
   ``-inf``/``+inf`` cell edges).  ``LLOYDMAX_FASTMATH`` may name a flag set such as
   ``contract,reassoc``; ``nnan`` and ``ninf`` are always stripped from it.
+* numba keys each kernel's cache on its *own* source file only.  A kernel that calls a
+  kernel of another module of :mod:`lloydmax._kernels` keeps its cached machine code
+  when only the callee's file changes, so while editing kernels set
+  ``LLOYDMAX_JIT_CACHE=0`` (or delete ``lloydmax/_kernels/__pycache__/*.nb?``).  An
+  installed release is never affected: installing replaces every file.
 * ``NUMBA_DISABLE_JIT=1`` (numba's own switch) runs every kernel as plain Python,
   for coverage and debugging.
 """

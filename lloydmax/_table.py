@@ -7,14 +7,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import _kernels as K
+from ._files import atomic_write, encode_tables, format_from_path
+from ._format import CONVENTIONS, SCHEMA, dumps_json, validate_table
 from ._version import __version__
-from .errors import InvalidTableError
+from .errors import ConvergenceError, InvalidInputError
 
-__all__ = ["QuantizerTable", "SCHEMA", "CONVENTIONS", "table_from_dict"]
-
-SCHEMA = "lloydmax.table/1"
-CONVENTIONS = ("none", "hwgq", "round", "deadzone")
-KINDS = ("uniform", "nonuniform")
+__all__ = ["QuantizerTable", "SCHEMA", "CONVENTIONS", "table_from_dict", "build_table"]
 
 
 def _frozen_array(values) -> np.ndarray:
@@ -131,13 +129,11 @@ class QuantizerTable:
         K.quantize_values(flat, self.thresholds, self.levels, out)
         return out.reshape(arr.shape).astype(out_dtype, copy=False)
 
-    def scaled(self, sigma: float) -> "QuantizerTable":
+    def scaled(self, sigma: float) -> QuantizerTable:
         """The same table for an input scaled by ``sigma`` (levels, thresholds and step
         times sigma, MSE times sigma^2)."""
         sigma = float(sigma)
         if not (sigma > 0.0 and math.isfinite(sigma)):
-            from .errors import InvalidInputError
-
             raise InvalidInputError(f"scale must be a positive finite number, got {sigma!r}")
         params = {k: (v * sigma if k in _SCALES_WITH_INPUT else v) for k, v in self.params.items()}
         return replace(
@@ -176,15 +172,21 @@ class QuantizerTable:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        from ._io import dumps_json
-
+        """The table as ``lloydmax.table/1`` JSON text."""
         return dumps_json(self.to_dict(), indent=indent)
 
     def save(self, path, format: str | None = None) -> None:
         """Write this table atomically; the format comes from the suffix unless given."""
-        from ._io import save_tables
+        atomic_write(path, encode_tables([self], format_from_path(path, format)))
 
-        save_tables([self], path, format=format)
+    def to_text(self) -> str:
+        """The table as text, as ``lloydmax solve`` prints it: a header (distribution,
+        kind, convention, MSE, SQNR, output entropy, residual) and one row per level with
+        its upper threshold; a table with more than 64 levels shows its first and last 16
+        rows (:mod:`lloydmax._text`)."""
+        from ._text import table_text
+
+        return table_text(self)
 
     def __repr__(self) -> str:
         lv = np.array2string(self.levels[:8], precision=4, separator=", ")
@@ -197,118 +199,65 @@ class QuantizerTable:
 # location and scale parameters follow the input; shape parameters and counts do not
 _SCALES_WITH_INPUT = frozenset({"mean", "std", "loc", "scale", "low", "high"})
 
-_REQUIRED = ("schema", "distribution", "bits", "n_levels", "kind", "convention", "levels",
-             "thresholds", "step", "mse", "sqnr_db", "residual", "scale", "version")
-
-
-def _num(obj: dict, key: str, *, allow_none: bool = False, integer: bool = False):
-    v = obj.get(key)
-    if v is None and allow_none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InvalidTableError(f"field {key!r} must be a number, got {v!r}")
-    if integer:
-        if isinstance(v, float) and not v.is_integer():
-            raise InvalidTableError(f"field {key!r} must be an integer, got {v!r}")
-        return int(v)
-    v = float(v)
-    if not math.isfinite(v):
-        raise InvalidTableError(f"field {key!r} must be finite, got {v!r}")
-    return v
-
-
-def _vector(obj: dict, key: str) -> np.ndarray:
-    v = obj.get(key)
-    if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, (int, float))
-                                      for x in v):
-        raise InvalidTableError(f"field {key!r} must be a list of numbers")
-    arr = np.array(v, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise InvalidTableError(f"field {key!r} holds a non-finite number")
-    if arr.size > 1 and not np.all(np.diff(arr) > 0):
-        raise InvalidTableError(f"field {key!r} must be strictly increasing")
-    return arr
-
-
 def table_from_dict(obj) -> QuantizerTable:
-    """Validate a ``lloydmax.table/1`` mapping and build the table.
+    """Validate a ``lloydmax.table/1`` mapping (:func:`lloydmax._format.validate_table`)
+    and build the table.
 
     Raises
     ------
     InvalidTableError
         With a one-line message naming the first problem found.
     """
-    if not isinstance(obj, dict):
-        raise InvalidTableError("a table must be a JSON object")
-    missing = [k for k in _REQUIRED if k not in obj]
-    if missing:
-        raise InvalidTableError(f"table is missing required field(s): {', '.join(missing)}")
-    if obj["schema"] != SCHEMA:
-        raise InvalidTableError(f"unsupported schema {obj['schema']!r} (expected {SCHEMA!r})")
-    dist = obj["distribution"]
-    if not (isinstance(dist, dict) and isinstance(dist.get("name"), str)
-            and isinstance(dist.get("params"), dict)):
-        raise InvalidTableError("field 'distribution' must be an object with 'name' and 'params'")
-    levels = _vector(obj, "levels")
-    thresholds = _vector(obj, "thresholds")
-    n_levels = _num(obj, "n_levels", integer=True)
-    bits = _num(obj, "bits", integer=True)
-    if not 2 <= n_levels <= 65536:
-        raise InvalidTableError(f"n_levels must be between 2 and 65536, got {n_levels}")
-    if levels.size != n_levels:
-        raise InvalidTableError(f"n_levels is {n_levels} but 'levels' has {levels.size} entries")
-    if thresholds.size != n_levels - 1:
-        raise InvalidTableError(
-            f"'thresholds' must have n_levels - 1 = {n_levels - 1} entries, has {thresholds.size}")
-    between = (levels[:-1] <= thresholds) & (thresholds <= levels[1:])
-    if obj.get("convention") == "deadzone":
-        # a dead-zone threshold eps may lie above q_1 (a wide dead zone with a uniform grid)
-        between[0] = levels[0] <= thresholds[0]
-    if not np.all(between):
-        raise InvalidTableError("every threshold must lie between its two neighbouring levels")
-    if bits != max(1, math.ceil(math.log2(n_levels))):
-        raise InvalidTableError(f"bits = {bits} does not match n_levels = {n_levels}")
-    if obj["kind"] not in KINDS:
-        raise InvalidTableError(f"field 'kind' must be one of {', '.join(KINDS)}")
-    if obj["convention"] not in CONVENTIONS:
-        raise InvalidTableError(f"field 'convention' must be one of {', '.join(CONVENTIONS)}")
-    step = _num(obj, "step", allow_none=True)
-    if (obj["kind"] == "uniform") != (step is not None):
-        raise InvalidTableError("'step' must be a number for a uniform table and null otherwise")
-    if not isinstance(obj["version"], str):
-        raise InvalidTableError("field 'version' must be a string")
-    params = {}
-    for k, v in dist.get("params", {}).items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise InvalidTableError(f"distribution parameter {k!r} must be a number")
-        params[k] = float(v) if isinstance(v, float) else v
-    conv = obj.get("converged", True)
-    if not isinstance(conv, bool):
-        raise InvalidTableError("field 'converged' must be true or false")
-    mse = _num(obj, "mse")
-    scale = _num(obj, "scale")
-    if mse < 0.0:
-        raise InvalidTableError(f"field 'mse' must be non-negative, got {mse!r}")
-    if not scale > 0.0:
-        raise InvalidTableError(f"field 'scale' must be positive, got {scale!r}")
-    sqnr = math.inf if obj["sqnr_db"] is None else _num(obj, "sqnr_db")
+    fields = validate_table(obj)
+    dist = fields.pop("distribution")
+    del fields["schema"]
+    return QuantizerTable(distribution=dist["name"], params=dist["params"], **fields)
+
+
+def build_table(z_levels, z_thresholds, *, bits: int, n_levels: int, kind: str,
+                distribution: str, params: dict, convention: str, mse_z: float,
+                power_z: float, entropy_bits, residual: float, iterations: int,
+                converged: bool, shift: float = 0.0, scale: float = 1.0, step_z=None,
+                zero_threshold_z=None, table_scale: float = 1.0) -> QuantizerTable:
+    """The one constructor from standardised solver output to a :class:`QuantizerTable`.
+
+    Every solver works on ``z = (x - shift) / scale``; this maps its levels, thresholds,
+    step, dead zone and MSE back (``x = shift + scale z``, MSE times ``scale**2``) and
+    takes the SQNR in standard units, ``10 log10(power_z / mse_z)`` with ``power_z =
+    E[X^2] / scale**2``, so that huge or tiny data cannot overflow the ratio.
+
+    Post-condition: the levels and thresholds in the table's units are finite and
+    strictly increasing; anything else raises
+    :class:`ConvergenceError` (never a table marked converged).
+    """
+    levels = shift + scale * np.asarray(z_levels, dtype=np.float64)
+    thresholds = shift + scale * np.asarray(z_thresholds, dtype=np.float64)
+    mse = scale * scale * float(mse_z)
+    problem = None
+    if not (np.all(np.isfinite(levels)) and np.all(np.isfinite(thresholds))):
+        problem = "non-finite levels or thresholds"
+    elif not (np.all(np.diff(levels) > 0) and np.all(np.diff(thresholds) > 0)):
+        problem = "levels or thresholds that are not strictly increasing"
+    if problem is not None:
+        raise ConvergenceError(
+            f"the {distribution} table came out with {problem} (the data or parameters are "
+            "beyond what float64 can represent at this level count)")
     return QuantizerTable(
         levels=levels,
         thresholds=thresholds,
-        step=step,
+        step=None if step_z is None else scale * float(step_z),
         bits=bits,
         n_levels=n_levels,
-        distribution=dist["name"],
+        distribution=distribution,
         params=params,
-        convention=obj["convention"],
-        kind=obj["kind"],
+        convention=convention,
+        kind=kind,
         mse=mse,
-        sqnr_db=sqnr,
-        entropy_bits=_num(obj, "entropy_bits", allow_none=True),
-        residual=_num(obj, "residual"),
-        iterations=_num(obj, "iterations", integer=True) if "iterations" in obj else 0,
-        converged=conv,
-        scale=scale,
-        zero_threshold=_num(obj, "zero_threshold", allow_none=True),
-        version=obj["version"],
+        sqnr_db=10.0 * math.log10(power_z / mse_z) if mse_z > 0 else math.inf,
+        entropy_bits=None if entropy_bits is None else float(entropy_bits),
+        residual=float(residual),
+        iterations=int(iterations),
+        converged=bool(converged),
+        scale=table_scale,
+        zero_threshold=None if zero_threshold_z is None else scale * float(zero_threshold_z),
     )

@@ -17,18 +17,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._check import table_from_levels
-from ._dists import HALFWAVE
-from ._solver import resolve_levels, solve, solve_data
-from ._table import QuantizerTable
+from . import _hwgq
 from . import weights as _weights
+from ._check import table_from_levels
+from ._conventions import resolve_levels
+from ._data import solve_data
+from ._dists import HALFWAVE
+from ._solver import solve
+from ._table import QuantizerTable
+from .constants import TSQ_EPS
 from .errors import InvalidDataError, InvalidInputError
 
 __all__ = ["Preset", "HWGQPreset", "TSQPreset", "SYQPreset", "DQPreset", "BackwardSurrogate",
            "PRESETS", "get_preset", "list_presets", "TSQ_EPS"]
 
-TSQ_EPS = 0.32  # TSQ relu2b_layer.cpp: activations at or below 0.32 (unit std) are zero
-BACKWARD_KINDS = ("vanilla", "clipped", "log-tailed")
+BACKWARD_KINDS = _hwgq.BACKWARDS
 
 
 def _std(std) -> float:
@@ -74,6 +77,12 @@ class Preset:
     activation_convention: str
     weight_method: str
 
+    # ``lloydmax solve --preset NAME`` passes --bits and --param std=S to every preset's
+    # activation_table; cli_options lists the other options it takes, as (argparse dest,
+    # activation_table keyword) pairs ("uniform" covers --uniform and --nonuniform).  Any
+    # other option is an error on the command line.  Not a dataclass field (no annotation).
+    cli_options = ()
+
     def activation_table(self, bits, **options) -> QuantizerTable:  # pragma: no cover
         raise NotImplementedError
 
@@ -81,6 +90,8 @@ class Preset:
 @dataclass(frozen=True)
 class HWGQPreset(Preset):
     """Half-wave Gaussian quantization (Cai et al., CVPR 2017)."""
+
+    cli_options = (("uniform", "uniform"),)
 
     def activation_table(self, bits=None, *, n_levels=None, uniform: bool = True,
                          std: float = 1.0) -> QuantizerTable:
@@ -108,7 +119,7 @@ class HWGQPreset(Preset):
     def log_tail_tau(table: QuantizerTable) -> float:
         """$\\tau = q_m - 1$: the log tail's gradient $1/(x - \\tau)$ is 1 at $x = q_m$
         (eqs. 13-14), so the gradient is continuous."""
-        return float(table.levels[-1]) - 1.0
+        return _hwgq.log_tail_tau(table.levels[-1])
 
     def backward_surrogate(self, x, table: QuantizerTable, kind: str = "clipped"):
         """The backward approximation $\\tilde Q$ and its derivative (eqs. 11-14).
@@ -123,32 +134,18 @@ class HWGQPreset(Preset):
         -------
         BackwardSurrogate
         """
-        k = str(kind).lower()
-        if k not in BACKWARD_KINDS:
-            raise InvalidInputError(f"unknown backward kind {kind!r}; valid: "
-                                    f"{', '.join(BACKWARD_KINDS)}")
-        arr = np.asarray(x, dtype=np.float64)
-        qm = self.backward_clip(table)
-        pos = arr > 0
-        inside = pos & (arr <= qm)
-        above = arr > qm
-        if k == "vanilla":
-            value = np.where(pos, arr, 0.0)
-            grad = pos.astype(np.float64)
-        elif k == "clipped":
-            value = np.where(above, qm, np.where(inside, arr, 0.0))
-            grad = inside.astype(np.float64)
-        else:
-            tau = self.log_tail_tau(table)
-            shifted = np.where(above, arr - tau, 1.0)  # >= 1 above q_m: log is safe
-            value = np.where(above, qm + np.log(shifted), np.where(inside, arr, 0.0))
-            grad = np.where(above, 1.0 / shifted, inside.astype(np.float64))
+        k = _hwgq.check_backward(kind)
+        value, grad = _hwgq.surrogate(np.asarray(x, dtype=np.float64), self.backward_clip(table),
+                                      k, np)
         return BackwardSurrogate(k, value, grad)
 
 
 @dataclass(frozen=True)
 class TSQPreset(Preset):
     """Two-Step Quantization (Wang et al., CVPR 2018)."""
+
+    cli_options = (("uniform", "uniform"), ("zero_threshold", "zero_threshold"),
+                   ("sparsity", "sparsity"))
 
     def activation_table(self, bits=2, *, zero_threshold=None, sparsity=None,
                          uniform: bool = True, std: float = 1.0) -> QuantizerTable:
@@ -185,6 +182,8 @@ class TSQPreset(Preset):
 class SYQPreset(Preset):
     """Symmetric quantization (Faraone et al., CVPR 2018)."""
 
+    cli_options = ()  # a fixed grid on [0, 1]: only --bits and --param std=S
+
     def activation_table(self, bits, *, std: float = 1.0, clip: float = 1.0) -> QuantizerTable:
         """SYQ's activations: clip to $[0, c]$ ($c = 1$) and round to $2^k - 1$ steps.
 
@@ -193,7 +192,7 @@ class SYQPreset(Preset):
         up, a difference of measure zero).  The clip is in absolute units, so the MSE over
         ReLU($N(0, \\sigma^2)$), from :func:`lloydmax.evaluate`, depends on ``std``.
         """
-        b, n = resolve_levels(bits)
+        _b, n = resolve_levels(bits)
         c = float(clip)
         if not (c > 0 and math.isfinite(c)):
             raise InvalidInputError(f"clip must be a positive finite number, got {clip!r}")
@@ -222,6 +221,8 @@ class SYQPreset(Preset):
 @dataclass(frozen=True)
 class DQPreset(Preset):
     """Direct Quantization (Hoang et al., IJCAI 2020)."""
+
+    cli_options = (("uniform", "uniform"),)
 
     def activation_table(self, bits, *, uniform: bool = False, convention=None,
                          zero_threshold=None, std: float = 1.0) -> QuantizerTable:

@@ -22,21 +22,30 @@ Backward approximations (HWGQ eqs. 11-14) are chosen by name: ``vanilla`` (ReLU)
 """
 from __future__ import annotations
 
-import json
 import math
 import os
+import stat
 from collections.abc import Mapping
 
+from lloydmax import _format, _hwgq
 from lloydmax.errors import InvalidInputError, InvalidTableError, MissingDependencyError
 
 try:
     import torch
     from torch import nn
     from torch.autograd.function import once_differentiable
-    from torch.nn import functional as F
 except ImportError as exc:  # pragma: no cover - exercised with torch hidden
     raise MissingDependencyError(
         "lloydmax.torch needs PyTorch: pip install 'lloydmax[torch]'") from exc
+
+from lloydmax._torch_weights import (
+    BinaryWeightFunction,
+    QuantConv2d,
+    QuantLinear,
+    TernaryWeightFunction,
+    binary_weight,
+    ternary_weight,
+)
 
 __all__ = [
     "BACKWARDS",
@@ -56,65 +65,27 @@ __all__ = [
     "QuantLinear",
 ]
 
-TABLE_SCHEMA = "lloydmax.table/1"
-SET_SCHEMA = "lloydmax.tableset/1"
-BACKWARDS = ("vanilla", "clipped", "log-tailed")
-WEIGHT_MODES = ("binary", "ternary")
-TERNARY_THRESHOLDS = ("twn", "syq")
+BACKWARDS = _hwgq.BACKWARDS
 
 
 # ---------------------------------------------------------------------- reading tables
 
 
-def _reject_constant(token):
-    raise InvalidTableError(f"non-finite number {token} in table")
-
-
-def _bits_of(obj: dict) -> int:
-    bits = obj.get("bits")
-    if isinstance(bits, int) and not isinstance(bits, bool):
-        return bits
-    n = len(obj.get("levels") or ())
-    return max(1, math.ceil(math.log2(n))) if n >= 2 else 0
-
-
-def _numbers(obj: dict, key: str) -> list:
-    values = obj.get(key)
-    if not isinstance(values, list) or any(
-            isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
-        raise InvalidTableError(f"field {key!r} must be a list of numbers")
-    values = [float(v) for v in values]
-    if not all(math.isfinite(v) for v in values):
-        raise InvalidTableError(f"field {key!r} holds a non-finite number")
-    if any(b <= a for a, b in zip(values, values[1:])):
-        raise InvalidTableError(f"field {key!r} must be strictly increasing")
-    return values
-
-
 def _checked(obj) -> dict:
+    """A validated table: the full format for anything that names a schema (every file
+    does), only the lookup part for a bare ``{"levels", "thresholds"}`` mapping."""
     if not isinstance(obj, Mapping):
         raise InvalidTableError("a table must be a JSON object")
-    schema = obj.get("schema", TABLE_SCHEMA)
-    if schema != TABLE_SCHEMA:
-        raise InvalidTableError(f"unsupported schema {schema!r} (expected {TABLE_SCHEMA!r})")
-    levels = _numbers(obj, "levels")
-    thresholds = _numbers(obj, "thresholds")
-    if len(levels) < 2:
-        raise InvalidTableError("a table needs at least 2 levels")
-    if len(thresholds) != len(levels) - 1:
-        raise InvalidTableError(f"'thresholds' must have {len(levels) - 1} entries "
-                                f"(one fewer than 'levels'), has {len(thresholds)}")
-    between = [lo <= t <= hi for lo, t, hi in zip(levels, thresholds, levels[1:])]
-    if obj.get("convention") == "deadzone":
-        # a wide dead zone on a uniform grid may reach past the first positive level
-        between[0] = levels[0] <= thresholds[0]
-    if not all(between):
-        raise InvalidTableError("every threshold must lie between its two neighbouring levels")
+    if "schema" in obj:
+        return _format.validate_table(obj)
+    convention = obj.get("convention", "none")
+    if convention not in _format.CONVENTIONS:
+        raise InvalidTableError(f"field 'convention' must be one of "
+                                f"{', '.join(_format.CONVENTIONS)}")
+    levels, thresholds = _format.validate_lookup(obj, convention)
     out = dict(obj)
-    out["levels"] = levels
-    out["thresholds"] = thresholds
-    out["bits"] = _bits_of(out)
-    out.setdefault("convention", "none")
+    out.update(levels=levels, thresholds=thresholds, convention=convention,
+               bits=_format.bits_for_levels(len(levels)))
     return out
 
 
@@ -150,22 +121,13 @@ def read_table(source, bits: int | None = None, index: int | None = None) -> dic
     elif isinstance(source, Mapping):
         obj = source
     elif isinstance(source, (str, os.PathLike)):
-        try:
-            with open(source, encoding="utf-8") as fh:
-                obj = json.load(fh, parse_constant=_reject_constant)
-        except FileNotFoundError:
-            raise InvalidTableError(f"table file not found: {source}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidTableError(f"cannot read table {source}: {exc}") from None
+        obj = _read_file(source)
+        if not (isinstance(obj, Mapping) and "schema" in obj):
+            raise InvalidTableError(f"{source}: not a {_format.SCHEMA} table file (no 'schema')")
     else:
         raise InvalidTableError(
             f"expected a path, a mapping or a QuantizerTable, got {type(source).__name__}")
-    if isinstance(obj, Mapping) and obj.get("schema") == SET_SCHEMA:
-        tables = obj.get("tables")
-        if not isinstance(tables, list) or not tables:
-            raise InvalidTableError("table set has no 'tables' list")
-    else:
-        tables = [obj]
+    tables = _format.tables_of(obj)
     if index is not None:
         if isinstance(index, bool) or not isinstance(index, int) or not (
                 0 <= index < len(tables)):
@@ -190,10 +152,29 @@ def read_table(source, bits: int | None = None, index: int | None = None) -> dic
     return checked[0]
 
 
+def _read_file(source):
+    try:
+        info = os.stat(source)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidTableError(f"{source} is not a regular file")
+        if info.st_size > _format.MAX_FILE_BYTES:
+            raise InvalidTableError(f"{source} is too large to be a table file")
+        with open(source, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise InvalidTableError(f"table file not found: {source}") from None
+    except OSError as exc:
+        raise InvalidTableError(f"cannot read table {source}: {exc.strerror or exc}") from None
+    try:
+        return _format.decode_json(raw)
+    except InvalidTableError as exc:
+        raise InvalidTableError(f"{source}: {exc}") from None
+
+
 # ---------------------------------------------------------------------- exact lookup
 
 
-def round_down_float32(thresholds: "torch.Tensor") -> "torch.Tensor":
+def round_down_float32(thresholds: torch.Tensor) -> torch.Tensor:
     """``RD32(t)``: the largest float32 not above each float64 threshold ``t``.
 
     For float32 ``x`` and float64 ``t``, ``x <= t`` if and only if ``x <= RD32(t)``
@@ -207,7 +188,7 @@ def round_down_float32(thresholds: "torch.Tensor") -> "torch.Tensor":
     return torch.where(above, below, nearest)
 
 
-def _round_once(values64: "torch.Tensor", dtype: "torch.dtype") -> "torch.Tensor":
+def _round_once(values64: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """float64 -> float16/bfloat16 rounded once to nearest-even.
 
     PyTorch converts float64 to half through float32, which can round twice.  Rounding
@@ -223,7 +204,7 @@ def _round_once(values64: "torch.Tensor", dtype: "torch.dtype") -> "torch.Tensor
     return f32.to(dtype)
 
 
-def _lookup(x: "torch.Tensor", thresholds: "torch.Tensor", levels: "torch.Tensor"):
+def _lookup(x: torch.Tensor, thresholds: torch.Tensor, levels: torch.Tensor):
     """Q(x) for float64 ``thresholds``/``levels`` (see the module docstring)."""
     if x.is_complex():
         raise InvalidInputError("complex input cannot be quantized")
@@ -243,8 +224,8 @@ def _lookup(x: "torch.Tensor", thresholds: "torch.Tensor", levels: "torch.Tensor
     return torch.where(torch.isnan(x), x, out)
 
 
-def quantize(x: "torch.Tensor", table, *, bits: int | None = None,
-             index: int | None = None) -> "torch.Tensor":
+def quantize(x: torch.Tensor, table, *, bits: int | None = None,
+             index: int | None = None) -> torch.Tensor:
     """Quantize a tensor with a table (forward only, no gradient).
 
     ``Q(x) = levels[i]`` for ``thresholds[i-1] < x <= thresholds[i]`` (HWGQ eq. 7),
@@ -303,17 +284,16 @@ class HalfWaveQuantizeFunction(torch.autograd.Function):
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
         zero = torch.zeros((), dtype=grad_out.dtype, device=grad_out.device)
-        positive = x > 0
         if ctx.backward_name == "vanilla":
-            grad = torch.where(positive, grad_out, zero)
+            grad = torch.where(x > 0, grad_out, zero)
         else:
             q_max = ctx.q_max  # RD32(q_m) for float32/16 input, see forward
             keys = x if x.dtype in (torch.float64, torch.float32) else x.to(torch.float32)
-            above = keys > q_max
-            grad = torch.where(positive & ~above, grad_out, zero)
+            _, inside, above = _hwgq.regions(keys, q_max)
+            grad = torch.where(inside, grad_out, zero)
             if ctx.backward_name == "log-tailed":
                 # eq. 14; tau = q_m - 1 in the table's own float64 value of q_m
-                tau = ctx.q_max_exact - 1.0
+                tau = _hwgq.log_tail_tau(ctx.q_max_exact)
                 grad = torch.where(above, grad_out / (x - tau), grad)
         return grad, None, None, None, None
 
@@ -417,7 +397,7 @@ class SignHardTanhFunction(torch.autograd.Function):
         return torch.where(x.abs() <= 1, grad_out, zero)
 
 
-def sign_hardtanh(x: "torch.Tensor") -> "torch.Tensor":
+def sign_hardtanh(x: torch.Tensor) -> torch.Tensor:
     """Binary activation: sign forward, hard tanh backward (see :class:`SignHardTanh`)."""
     return SignHardTanhFunction.apply(x)
 
@@ -428,165 +408,3 @@ class SignHardTanh(nn.Module):
 
     def forward(self, x):
         return SignHardTanhFunction.apply(x)
-
-
-# ---------------------------------------------------------------------- weights
-
-
-def _channel_reduce(a: "torch.Tensor", per_channel: bool, op: str) -> "torch.Tensor":
-    """Reduce over everything but dim 0 (per output channel) or over all, keeping a
-    shape that broadcasts against ``a``."""
-    if per_channel and a.dim() >= 2:
-        flat = a.reshape(a.shape[0], -1)
-        shape = (a.shape[0],) + (1,) * (a.dim() - 1)
-    else:
-        flat = a.reshape(1, -1)
-        shape = (1,) * a.dim()
-    if op == "mean":
-        red = flat.mean(dim=1)
-    elif op == "sum":
-        red = flat.sum(dim=1)
-    else:
-        red = flat.amax(dim=1)
-    return red.reshape(shape)
-
-
-def _binary(w, per_channel):
-    alpha = _channel_reduce(w.abs(), per_channel, "mean")
-    return torch.where(w >= 0, alpha, -alpha)
-
-
-def _ternary_delta(absw, threshold, per_channel):
-    if isinstance(threshold, str):
-        if threshold == "twn":
-            return 0.7 * _channel_reduce(absw, per_channel, "mean")
-        if threshold == "syq":
-            return 0.05 * _channel_reduce(absw, per_channel, "max")
-        raise InvalidInputError(f"unknown ternary threshold {threshold!r}; valid: "
-                                f"{', '.join(TERNARY_THRESHOLDS)} or a number >= 0")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-            math.isfinite(threshold) and threshold >= 0):
-        raise InvalidInputError(f"ternary threshold must be 'twn', 'syq' or a finite number "
-                                f">= 0, got {threshold!r}")
-    return torch.tensor(float(threshold), dtype=absw.dtype, device=absw.device)
-
-
-def _ternary(w, threshold, per_channel):
-    absw = w.abs()
-    support = absw > _ternary_delta(absw, threshold, per_channel)
-    kept = torch.where(support, absw, torch.zeros_like(absw))
-    count = _channel_reduce(support.to(w.dtype), per_channel, "sum")
-    alpha = _channel_reduce(kept, per_channel, "sum") / count.clamp(min=1)
-    zero = torch.zeros((), dtype=w.dtype, device=w.device)
-    return torch.where(support, torch.where(w > 0, alpha, -alpha), zero)
-
-
-class BinaryWeightFunction(torch.autograd.Function):
-    """``alpha * sign(w)`` forward (``w >= 0 -> +1``; alpha = mean |w| per output
-    channel, XNOR-Net / HWGQ eq. 2), straight-through backward (gradient unchanged)."""
-
-    @staticmethod
-    def forward(ctx, w, per_channel=True):
-        return _binary(w, per_channel)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        return grad_out, None
-
-
-class TernaryWeightFunction(torch.autograd.Function):
-    """``alpha * t`` forward with ``t = sign(w)`` on the support ``|w| > Delta`` and 0
-    elsewhere; alpha = mean |w| over the support (the least-squares scale for that
-    support, TWN, Li & Liu 2016).  Straight-through backward."""
-
-    @staticmethod
-    def forward(ctx, w, threshold="twn", per_channel=True):
-        return _ternary(w, threshold, per_channel)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        return grad_out, None, None
-
-
-def binary_weight(w: "torch.Tensor", per_channel: bool = True) -> "torch.Tensor":
-    """Binary weights ``alpha * sign(w)`` with a straight-through gradient.
-
-    ``B = sign(W)`` (``w >= 0 -> +1``) and ``alpha = ||W||_1 / n`` per output channel
-    (dim 0), the scale that minimises ``||W - alpha B||^2`` (XNOR-Net; HWGQ eq. 2).
-    ``per_channel=False`` or a tensor with fewer than 2 dims uses one scale.
-    """
-    return BinaryWeightFunction.apply(w, per_channel)
-
-
-def ternary_weight(w: "torch.Tensor", threshold="twn", per_channel: bool = True):
-    """Ternary weights ``alpha * t``, ``t in {-1, 0, +1}``, with a straight-through gradient.
-
-    ``t = sign(w)`` where ``|w| > Delta``, else 0; ``alpha`` is the mean of ``|w|`` over
-    that support, which minimises ``||W - alpha t||^2`` for the fixed support.
-
-    Parameters
-    ----------
-    threshold : "twn", "syq" or float
-        ``twn``: ``Delta = 0.7 E|w|`` (TWN, Li & Liu 2016); ``syq``: ``Delta = 0.05
-        max|w|`` (SYQ's eta); a number: ``Delta`` itself, in weight units.
-    per_channel : bool
-        ``Delta`` and ``alpha`` per output channel (dim 0) or one for the tensor.
-    """
-    return TernaryWeightFunction.apply(w, threshold, per_channel)
-
-
-def _check_weight_mode(weight, threshold):
-    if weight not in WEIGHT_MODES:
-        raise InvalidInputError(
-            f"unknown weight quantizer {weight!r}; valid names: {', '.join(WEIGHT_MODES)}")
-    if weight == "ternary":  # fail at construction, not at the first forward
-        _ternary_delta(torch.ones(1), threshold, False)
-
-
-class _QuantWeightMixin:
-    def quantized_weight(self) -> "torch.Tensor":
-        """The binary or ternary weight used in the forward pass."""
-        if self.weight_quant == "binary":
-            return binary_weight(self.weight)
-        return ternary_weight(self.weight, self.ternary_threshold)
-
-    def extra_repr(self) -> str:
-        extra = f", weight={self.weight_quant}"
-        if self.weight_quant == "ternary":
-            extra += f", threshold={self.ternary_threshold!r}"
-        return super().extra_repr() + extra
-
-
-class QuantConv2d(_QuantWeightMixin, nn.Conv2d):
-    """``nn.Conv2d`` whose forward uses binary or ternary weights (per output channel
-    scales, straight-through gradient to the float weights).
-
-    ``QuantConv2d(in_channels, out_channels, kernel_size, weight="binary"|"ternary",
-    threshold="twn", **conv2d_kwargs)``.
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, weight: str = "binary",
-                 threshold="twn", **kwargs):
-        _check_weight_mode(weight, threshold)
-        super().__init__(in_channels, out_channels, kernel_size, **kwargs)
-        self.weight_quant = weight
-        self.ternary_threshold = threshold
-
-    def forward(self, x):
-        return self._conv_forward(x, self.quantized_weight(), self.bias)
-
-
-class QuantLinear(_QuantWeightMixin, nn.Linear):
-    """``nn.Linear`` with binary or ternary weights (per output feature scales,
-    straight-through gradient): ``QuantLinear(in_features, out_features,
-    weight="binary"|"ternary", threshold="twn", bias=True)``."""
-
-    def __init__(self, in_features, out_features, weight: str = "binary", threshold="twn",
-                 **kwargs):
-        _check_weight_mode(weight, threshold)
-        super().__init__(in_features, out_features, **kwargs)
-        self.weight_quant = weight
-        self.ternary_threshold = threshold
-
-    def forward(self, x):
-        return F.linear(x, self.quantized_weight(), self.bias)

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._solver import resolve_levels, solve
+from ._conventions import resolve_levels
+from ._solver import solve
+from .constants import SYQ_ETA, TWN_FACTOR
 from .errors import InvalidDataError, InvalidInputError
 
 __all__ = ["WeightCodebook", "binary", "ternary", "syq_scales", "uniform", "TERNARY_METHODS",
@@ -40,8 +42,6 @@ __all__ = ["WeightCodebook", "binary", "ternary", "syq_scales", "uniform", "TERN
 
 TERNARY_METHODS = ("twn", "syq", "optimal", "gaussian")
 SYQ_GROUPS = ("pixel", "row", "layer")
-TWN_FACTOR = 0.7  # Li & Liu (2016), Ternary Weight Networks: Delta = 0.7 E|W|
-SYQ_ETA = 0.05    # julianfaraone/SYQ quantize.py: threshold eta * max|W|
 
 
 def _readonly(arr):
@@ -177,14 +177,14 @@ def _check_eta(eta) -> float:
     return e
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_gaussian_ternary():
     """(threshold, level) of the 3-level Lloyd-Max quantizer of N(0, 1)."""
     t = solve(n_levels=3, dist="gaussian")
     return float(t.thresholds[1]), float(t.levels[2])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_gaussian_uniform(bits: int):
     return solve(bits=bits, dist="gaussian", uniform=True)
 

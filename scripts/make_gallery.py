@@ -95,7 +95,8 @@ MEASURED = [
      "measured second moment."),
     ("layers_report_2bit.png", ["layers", "--report", "report.csv", "--bits", "2"],
      "Every 2-bit method, layer by layer",
-     "`lloydmax.analysis.report.report(histograms, bits=(2,))` over the four ReLU layers of the same "
+     "`lloydmax.analysis.report.report(histograms, bits=(2,))` over the four ReLU layers of the "
+     "same "
      "network, saved with `DataFrame.to_csv('report.csv', index=False)`, drawn with one bar "
      "per `sqnr_b2_*` column. `dp` is the exact optimum on the histogram, the ceiling for "
      "every other bar. The published recipe in the hwgq convention (`hwgq_unit`) sits 3.0 to "
@@ -116,10 +117,11 @@ def measured_inputs(workdir: Path) -> None:
     scaled to it, and the 2-bit report over every ReLU layer."""
     import math
 
-    import lloydmax as lm
-    from tests.digits_net import load_digits_split, train_digits_net
     from lloydmax.analysis.report import report
     from lloydmax.analysis.torch_collect import collect_torch
+
+    import lloydmax as lm
+    from tests.digits_net import load_digits_split, train_digits_net
 
     data = load_digits_split(0)
     net = train_digits_net(seed=0, data=data)

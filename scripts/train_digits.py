@@ -1,6 +1,7 @@
 """Train the reference digits CNN reproducibly and write its state dict.
 
-    python scripts/train_digits.py --out digits_net.pt [--seed 0] [--epochs 8] [--onnx digits_net.onnx]
+    python scripts/train_digits.py --out digits_net.pt [--seed 0] [--epochs 8] \
+        [--onnx digits_net.onnx]
 
 Seeds are fixed and ``torch.use_deterministic_algorithms(True)`` is on, so the same torch
 build on the same machine gives the same weights bit for bit (different CPUs or thread
@@ -17,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.digits_net import train_digits_net  # noqa: E402
-from lloydmax._io import atomic_write  # noqa: E402
+from lloydmax._files import atomic_write
+from tests.digits_net import train_digits_net
 
 
 def main(argv=None) -> int:

@@ -92,7 +92,7 @@ def lloyd(dist: NaiveDist, levels, *, pinned_levels=(), pinned_thresholds=None,
     q = np.array(levels, dtype=float)
     pinned_thresholds = dict(pinned_thresholds or {})
     n = q.size
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - returned after the loop
         t = 0.5 * (q[1:] + q[:-1])
         for j, v in pinned_thresholds.items():
             t[j] = v

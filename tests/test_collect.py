@@ -1,16 +1,16 @@
 """Collectors: arrays, batches, .npy (memory-mapped, chunked) and .npz (streamed per layer)."""
+import importlib
 import io
 
 import numpy as np
 import pytest
-
-import importlib
-
-collect_mod = importlib.import_module("lloydmax.analysis.collect")  # the module, not the function
 from lloydmax.analysis._progress import Progress
 from lloydmax.analysis.collect import collect
 from lloydmax.analysis.histogram import Histogram
+
 from lloydmax.errors import InvalidDataError, InvalidInputError
+
+collect_mod = importlib.import_module("lloydmax.analysis.collect")  # the module, not the function
 
 
 @pytest.fixture()
@@ -64,7 +64,7 @@ def test_errors(tmp_path, acts):
     a, _ = acts
     with pytest.raises(InvalidInputError, match="not found"):
         collect(tmp_path / "missing.npy")
-    with pytest.raises(InvalidInputError, match=".npy or .npz"):
+    with pytest.raises(InvalidInputError, match=r"\.npy or \.npz"):
         collect(tmp_path / "x.csv")
     with pytest.raises(InvalidInputError, match="axis 4"):
         collect(a, axis=4)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from lloydmax.analysis.distributed import all_reduce_histogram
 from lloydmax.analysis.histogram import Histogram
+
 from lloydmax.errors import InvalidInputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,8 @@ WORKER = textwrap.dedent("""
 
 def test_two_gloo_workers_match_single_process(tmp_path):
     rng = np.random.default_rng(21)
-    x = rng.standard_normal((300, 4, 3)).astype(np.float32) * np.array([1e-2, 1, 30, 0])[None, :, None]
+    spread = np.array([1e-2, 1, 30, 0])[None, :, None]
+    x = rng.standard_normal((300, 4, 3)).astype(np.float32) * spread
     x[::5] = np.maximum(x[::5], 0)
     # the halves have different ranges, so each worker's own grid differs from the global one
     parts = [x[:100] * 0.1, x[100:]]
@@ -54,7 +55,7 @@ def test_two_gloo_workers_match_single_process(tmp_path):
              for rank in range(2)]
     for p in procs:
         try:
-            out, err = p.communicate(timeout=120)
+            _out, err = p.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()

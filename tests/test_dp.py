@@ -17,7 +17,6 @@ import lloydmax as lm
 from lloydmax import _dp
 from lloydmax._dp import solve_dp
 
-
 # --------------------------------------------------------------------------- oracles
 
 
@@ -169,7 +168,7 @@ def test_lloyd_is_never_better(seed, n_levels):
     x = np.concatenate([rng.normal(-3, 0.3, 40), rng.normal(0, 1, 60), rng.normal(4, 0.1, 7)])
     w = rng.random(x.size) + 0.05
     dp = solve_dp(x, n_levels=n_levels, weights=w)
-    lloyd = lm.solve_data(x, n_levels=n_levels, weights=w, check=False)
+    lloyd = lm.solve_data(x, n_levels=n_levels, weights=w, strict=False)
     assert dp.mse <= direct_mse(lloyd, x, w) * (1 + 1e-12)
     assert dp.mse <= lloyd.mse * (1 + 1e-12)
 
@@ -249,7 +248,7 @@ def test_conventions_beat_or_equal_lloyd(convention, bits):
     x = np.maximum(rng.standard_normal(5000), 0.0)
     kw = {"zero_threshold": 0.32} if convention == "deadzone" else {"convention": convention}
     dp = solve_dp(x, bits=bits, **kw)
-    lloyd = lm.solve_data(x, bits=bits, check=False, **kw)
+    lloyd = lm.solve_data(x, bits=bits, strict=False, **kw)
     assert dp.convention == lloyd.convention == convention
     assert dp.mse <= lloyd.mse * (1 + 1e-12)
     assert dp.mse == pytest.approx(direct_mse(dp, x, 1.0), rel=1e-12)

@@ -10,8 +10,8 @@ import scipy.stats
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from lloydmax.analysis.histogram import Histogram, canonical_grid
+
 from lloydmax.errors import InvalidDataError, InvalidInputError
 
 

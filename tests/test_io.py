@@ -10,7 +10,8 @@ import lloydmax as lm
 
 @pytest.fixture(scope="module")
 def tables():
-    return [lm.solve(bits=b, dist="halfwave-gaussian", uniform=u) for b in (1, 2, 3) for u in (False, True)]
+    return [lm.solve(bits=b, dist="halfwave-gaussian", uniform=u)
+            for b in (1, 2, 3) for u in (False, True)]
 
 
 def _same(a, b):
@@ -41,7 +42,8 @@ def test_single_table_round_trip(tmp_path, fmt):
 def test_output_is_byte_deterministic(tmp_path, tables, fmt):
     a, b = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
     lm.save_tables(tables, a)
-    fresh = [lm.solve(bits=t.bits, dist="halfwave-gaussian", uniform=t.kind == "uniform") for t in tables]
+    fresh = [lm.solve(bits=t.bits, dist="halfwave-gaussian", uniform=t.kind == "uniform")
+             for t in tables]
     lm.save_tables(fresh, b)
     assert a.read_bytes() == b.read_bytes()
 
@@ -116,12 +118,12 @@ def test_missing_file_and_unknown_suffix(tmp_path):
 def test_atomic_write_leaves_no_partial_file_and_keeps_old_content(tmp_path, monkeypatch):
     path = tmp_path / "t.json"
     path.write_text("OLD")
-    from lloydmax import _io
+    from lloydmax import _files
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_io.os, "replace", boom)
+    monkeypatch.setattr(_files.os, "replace", boom)
     with pytest.raises(lm.InvalidInputError, match="No space left"):
         lm.save_tables([lm.solve(bits=1)], path)
     assert path.read_text() == "OLD"
@@ -138,7 +140,8 @@ def test_quantize_dtypes_and_nan():
     x32 = np.array([-3, -0.1, 0.0, 0.5, 2.0, np.nan], dtype=np.float32)
     y = t.quantize(x32)
     assert y.dtype == np.float32 and np.isnan(y[-1])
-    np.testing.assert_array_equal(y[:-1], t.levels[np.searchsorted(t.thresholds, x32[:-1].astype(np.float64))].astype(np.float32))
+    index = np.searchsorted(t.thresholds, x32[:-1].astype(np.float64))
+    np.testing.assert_array_equal(y[:-1], t.levels[index].astype(np.float32))
     assert t.quantize([1, 2, 3]).dtype == np.float64
     assert t.quantize(np.zeros((2, 3))).shape == (2, 3)
     assert t.quantize(np.array([np.nan]), return_index=True)[0] == -1
@@ -163,7 +166,8 @@ def test_infinite_sqnr_and_missing_entropy_round_trip(tmp_path):
     assert t.mse == 0.0 and t.sqnr_db == float("inf")
     t.save(tmp_path / "z.json")
     back = lm.load_table(tmp_path / "z.json")
-    assert back.sqnr_db == float("inf") and json.loads((tmp_path / "z.json").read_text())["sqnr_db"] is None
+    assert back.sqnr_db == float("inf")
+    assert json.loads((tmp_path / "z.json").read_text())["sqnr_db"] is None
     d = lm.solve(bits=2).to_dict()
     del d["entropy_bits"]
     loaded = lm.table_from_dict(d)

@@ -5,10 +5,14 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from lloydmax.analysis.onnx_collect import (
+    collect_onnx,
+    iter_onnx_activations,
+    load_onnx_model,
+    select_nodes,
+)
 from onnx import TensorProto, helper, numpy_helper
 
-from lloydmax.analysis.onnx_collect import (collect_onnx, iter_onnx_activations, load_onnx_model,
-                                   select_nodes)
 from lloydmax.errors import InvalidInputError, MissingDependencyError
 
 RNG = np.random.default_rng(7)

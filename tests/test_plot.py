@@ -5,7 +5,6 @@ numpy histograms, closed-form Panter-Dite constants and published MSE values
 (REFERENCES.md, Max 1960)."""
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
@@ -15,12 +14,13 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lloydmax.analysis import plot as aplot
 from scipy import integrate, stats
 
 import lloydmax as lm
-from lloydmax.analysis import plot as aplot
 from lloydmax import plot as lplot
-from lloydmax._plotcli import add_plot_parser, run_plot
+from lloydmax.cli import build_parser, main
+from lloydmax.cli._common import UsageError
 from lloydmax.errors import InvalidInputError, InvalidTableError, MissingDependencyError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,10 +75,13 @@ def hwgq_backward(x, q_m):
 
 
 def cli_args(*argv):
-    parser = argparse.ArgumentParser(prog="lloydmax")
-    sub = parser.add_subparsers(dest="command")
-    add_plot_parser(sub)
-    return parser.parse_args(["plot", *argv])
+    """``lloydmax plot KIND ...`` parsed by the real parser (``plot KIND`` subcommands)."""
+    return build_parser().parse_args(["plot", *argv])
+
+
+def run_plot(args):
+    """Run a parsed plot command as ``main`` does, but let its exceptions through."""
+    return args.handler(args)
 
 
 # ------------------------------------------------------------------ maths drawn
@@ -129,7 +132,7 @@ def test_panter_dite_closed_forms():
 
 def test_panter_dite_is_the_limit_of_max_tables():
     # Max (1960) 16 levels: MSE 0.009501; 16^2 * 0.009501 = 2.432, below 2.7207 and rising
-    assert 256 * 0.009501 < lplot.panter_dite(16) * 256
+    assert lplot.panter_dite(16) * 256 > 256 * 0.009501
     # at 256 levels the exact optimum is within 1 % of the high-resolution value
     mse8 = lm.solve(8, dist="gaussian").mse
     assert mse8 == pytest.approx(float(lplot.panter_dite(256)), rel=0.01)
@@ -138,7 +141,8 @@ def test_panter_dite_is_the_limit_of_max_tables():
 def test_deadzone_floor_is_the_integral_below_eps():
     want = integrate.quad(lambda v: v * v * stats.norm.pdf(v), 0.0, 0.32)[0]
     d = lm.get_distribution("halfwave-gaussian")
-    assert lplot._deadzone_floor(d, 0.32) == pytest.approx(want, rel=1e-10)
+    from lloydmax import _plot_mse
+    assert _plot_mse._deadzone_floor(d, 0.32) == pytest.approx(want, rel=1e-10)
 
 
 # ------------------------------------------------------------------ API figures
@@ -245,7 +249,7 @@ def test_mse_against_published_values(tmp_path):
 def test_sqnr_gaussian():
     fig = lplot.plot_mse(bits=[1, 2, 3, 4], dist="gaussian", quantity="sqnr")
     check_readable(fig)
-    b, sqnr = line_by_label(fig.axes[0], "Lloyd-Max").get_data()
+    _b, sqnr = line_by_label(fig.axes[0], "Lloyd-Max").get_data()
     max_mse = np.array([0.3634, 0.1175, 0.03455, 0.009501])  # Max (1960)
     assert np.allclose(sqnr, 10 * np.log10(1.0 / max_mse), atol=0.01)
     with pytest.raises(InvalidInputError, match="quantity"):
@@ -282,7 +286,7 @@ def test_draws_into_given_axes():
 def test_import_does_not_load_matplotlib():
     import subprocess
 
-    code = ("import sys, lloydmax.plot, lloydmax._plotcli, lloydmax.analysis.plot; "
+    code = ("import sys, lloydmax.plot, lloydmax.cli.plot, lloydmax.analysis.plot; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
@@ -355,8 +359,8 @@ def test_histogram_of_a_real_histogram(tmp_path):
     from lloydmax.analysis.histogram import Histogram
 
     rng = np.random.default_rng(2)
-    data = np.maximum(rng.standard_normal((200, 4, 25)) * np.array([0.5, 1.0, 2.0, 4.0])[None, :, None],
-                      0.0)
+    spread = np.array([0.5, 1.0, 2.0, 4.0])[None, :, None]
+    data = np.maximum(rng.standard_normal((200, 4, 25)) * spread, 0.0)
     hist = Histogram(n_bins=1024, axis=1).update(data)
     fig = aplot.plot_histogram(hist, channel=3, max_bars=64)
     check_readable(fig)
@@ -471,11 +475,45 @@ def test_cli_table_and_report_files(tmp_path):
                              "-o", str(tmp_path / "r4.pdf"))) == 0
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["histogramme"], "invalid choice: 'histogramme'"),
+    (["mse", "--report", "r.csv"], "unrecognized arguments: --report r.csv "
+                                   "(see 'lloydmax plot mse --help')"),
+    (["curves", "--dist", "laplace"], "unrecognized arguments: --dist laplace"),
+    (["layers", "--uniform"], "unrecognized arguments: --uniform"),
+    (["levels", "--sqnr"], "unrecognized arguments: --sqnr"),
+])
+def test_cli_kinds_take_only_their_own_options(tmp_path, capsys, argv, message):
+    """Each kind is an argparse subcommand with only its own options: anything else is a
+    usage error, one line and exit status 2, and nothing is written."""
+    import re
+
+    out = tmp_path / "x.png"
+    with pytest.raises(UsageError, match=re.escape(message)):
+        cli_args(*argv, "-o", str(out))
+    assert main(["plot", *argv, "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("lloydmax: error: ") and message in captured.err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["curves", "levels", "mse", "layers"])
+def test_cli_each_kind_has_its_own_help_with_examples(capsys, kind):
+    with pytest.raises(SystemExit) as info:
+        main(["plot", kind, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: lloydmax plot {kind} ")
+    assert f"\nexamples:\n  lloydmax plot {kind} " in text
+    others = {"curves": "--sign", "levels": "--histogram", "mse": "--sqnr", "layers": "--report"}
+    for other, flag in others.items():
+        assert (flag in text) == (other == kind)
+
+
 @pytest.mark.parametrize("argv, error, message", [
-    (["histogramme"], InvalidInputError, "unknown plot kind"),
     (["levels", "--table", "/no/such/table.json"], InvalidTableError, "not found"),
     (["levels"], InvalidInputError, "--table FILE or --bits"),
-    (["mse", "--report", "r.csv"], InvalidInputError, "does not take --report"),
     (["curves", "--sign", "--bits", "2"], InvalidInputError, "--sign"),
     (["layers", "--report", "/no/such/report.csv"], InvalidInputError, "not found"),
     (["layers"], InvalidInputError, "--report"),

@@ -130,8 +130,8 @@ def _syq_mse_oracle(bits, std=1.0):
     total = 0.0
     for j in range(n + 1):
         level = j / n
-        total += integrate.quad(lambda x: (x - level) ** 2 * phi(x), pieces[j], pieces[j + 1],
-                                epsabs=1e-14, epsrel=1e-12)[0]
+        total += integrate.quad(lambda x, level=level: (x - level) ** 2 * phi(x), pieces[j],
+                                pieces[j + 1], epsabs=1e-14, epsrel=1e-12)[0]
     return total  # the zeros of the ReLU map to level 0 exactly: no error
 
 

@@ -85,7 +85,8 @@ def test_scale_equivariance(dist, n, s, uniform):
 def test_gaussian_location_shift(n, mean, std):
     base = lm.solve(n_levels=n)
     t = lm.solve(n_levels=n, params={"mean": mean, "std": std})
-    np.testing.assert_allclose(t.levels, mean + std * base.levels, rtol=1e-12, atol=1e-12 * (abs(mean) + std))
+    np.testing.assert_allclose(t.levels, mean + std * base.levels, rtol=1e-12,
+                               atol=1e-12 * (abs(mean) + std))
 
 
 @FAST
@@ -110,7 +111,8 @@ def test_halfwave_zero_level_and_whole_distribution_mse(n, convention, uniform):
 
 
 @FAST
-@given(x=st.lists(st.floats(-10, 10, allow_nan=False), min_size=1, max_size=50), n=st.integers(2, 16))
+@given(x=st.lists(st.floats(-10, 10, allow_nan=False), min_size=1, max_size=50),
+       n=st.integers(2, 16))
 def test_quantize_rule(x, n):
     """x goes to levels[i] where thresholds[i-1] < x <= thresholds[i]: checked with bisect."""
     import bisect
@@ -137,7 +139,8 @@ def test_solve_data_is_a_lloyd_fixed_point(data, n):
         cell = x[idx == i]
         assert cell.size > 0
         assert abs(cell.mean() - t.levels[i]) <= 1e-9 * max(1.0, np.abs(x).max())
-    np.testing.assert_allclose(t.thresholds, 0.5 * (t.levels[1:] + t.levels[:-1]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t.thresholds, 0.5 * (t.levels[1:] + t.levels[:-1]), rtol=1e-12,
+                               atol=1e-12)
     # rounding in the standardised prefix sums is relative to the data's variance
     assert math.isclose(t.mse, np.mean((t.quantize(x) - x) ** 2), rel_tol=1e-9,
                         abs_tol=1e-10 * np.var(x))

@@ -73,7 +73,8 @@ def test_hwgq_caffe_centers(published):
     t = lm.solve(bits=2, dist="halfwave-gaussian", uniform=True)
     # the Caffe prototxt lists multiples of the step truncated to 3 places (0.53881 -> 0.538)
     caffe = published["hwgq_caffe_uniform_centers_2bit"]
-    np.testing.assert_allclose(caffe, math.floor(t.step * 1000) / 1000 * np.arange(1, 4), atol=1e-12)
+    truncated = math.floor(t.step * 1000) / 1000
+    np.testing.assert_allclose(caffe, truncated * np.arange(1, 4), atol=1e-12)
     np.testing.assert_allclose(t.levels[1:] / t.step, np.arange(1, 4), atol=1e-12)
     nu = lm.solve(n_levels=3, dist="halfwave-gaussian")
     for got, want in zip(nu.levels[1:], published["hwgq_caffe_nonuniform_centers_m2"]):
@@ -87,7 +88,8 @@ def test_halfwave_2bit_mse_by_convention(published):
     assert abs(hw.mse - ref["hwgq"]) <= _tol(ref["hwgq"])
     assert abs(rd.mse - ref["round"]) <= _tol(ref["round"])
     assert abs(rd.step - published["round_2bit_step"]) <= _tol(published["round_2bit_step"])
-    assert abs(rd.step - published["round_2bit_step_issue"]) <= _tol(published["round_2bit_step_issue"])
+    issue_step = published["round_2bit_step_issue"]
+    assert abs(rd.step - issue_step) <= _tol(issue_step)
 
 
 def test_tsq_deadzone_step(published):

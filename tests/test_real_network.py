@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from lloydmax.analysis.onnx_collect import collect_onnx, iter_onnx_activations
+from lloydmax.analysis.torch_collect import collect_torch, iter_activations
 from scipy import stats
 
 from tests.digits_net import accuracy, load_digits_split, train_digits_net
-from lloydmax.analysis.onnx_collect import collect_onnx, iter_onnx_activations
-from lloydmax.analysis.torch_collect import collect_torch, iter_activations
 
 RELUS = ["relu1", "relu2", "relu3", "relu4"]
 BNS = ["bn1", "bn2", "bn3", "bn4"]
@@ -116,14 +116,14 @@ def test_onnx_relu_outputs_equal_torch(torch_acts, onnx_folded, images):
 
 def test_onnx_relu_inputs_equal_torch_bn_outputs_after_folding(torch_acts, onnx_folded, images):
     acts = gather(iter_onnx_activations(onnx_folded, {"x": images}, where="input"))
-    for (key, array), name in zip(acts.items(), BNS):
+    for (_key, array), name in zip(acts.items(), BNS):
         np.testing.assert_allclose(array, torch_acts[name], rtol=1e-5, atol=2e-5)
 
 
 def test_onnx_batchnorm_outputs_equal_torch(torch_acts, onnx_plain, images):
     acts = gather(iter_onnx_activations(onnx_plain, images, layers="bn"))
     assert len(acts) == 4
-    for (key, array), name in zip(acts.items(), BNS):
+    for (_key, array), name in zip(acts.items(), BNS):
         np.testing.assert_allclose(array, torch_acts[name], rtol=1e-5, atol=2e-5)
 
 
@@ -135,7 +135,7 @@ def check_against_numpy(hist, array, per_channel):
         columns = [array.ravel()]
     for c, values in enumerate(columns):
         values = values.astype(np.float64)
-        pick = (lambda v: v[c]) if per_channel else (lambda v: v)
+        pick = (lambda v, c=c: v[c]) if per_channel else (lambda v: v)
         assert pick(hist.count) == values.size
         assert pick(hist.zeros) == np.count_nonzero(values == 0)
         assert pick(hist.min) == values.min() and pick(hist.max) == values.max()
@@ -189,8 +189,8 @@ def test_cli_analyze_onnx_model_equals_torch_report(tmp_path, trained, onnx_fold
     """`lloydmax analyze model.onnx --inputs x.npz` on the real network: its CSV equals the
     report of the same activations collected through the torch hooks."""
     import pandas as pd
-
     from lloydmax.analysis import collect_torch, report
+
     from lloydmax.cli import main
 
     model_path, inputs = tmp_path / "digits.onnx", tmp_path / "x.npz"
@@ -205,6 +205,6 @@ def test_cli_analyze_onnx_model_equals_torch_report(tmp_path, trained, onnx_fold
     want = report(collect_torch(trained.model, x, layers="relu", axis=None), bits=(2,))
     assert len(got) == len(want) == 4
     for col in ("count", "sparsity"):
-        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=0, atol=0)
+        np.testing.assert_array_equal(got[col].to_numpy(float), want[col].to_numpy(float))
     for col in ("mean", "std", "sqnr_b2_dp", "sqnr_b2_hwgq_unit"):
         np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-3)

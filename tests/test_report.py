@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lloydmax.analysis.histogram import Histogram
+from lloydmax.analysis.report import best_tables, report
 from scipy import stats
 from scipy.special import ndtr
 
 import lloydmax as lm
-from lloydmax.analysis.histogram import Histogram
-from lloydmax.analysis.report import best_tables, report
 
 CONVENTIONS = ("hwgq", "round", "deadzone")
 METHODS = ([f"{c}_unit" for c in CONVENTIONS] + ["dp"] + [f"dp_{c}" for c in CONVENTIONS]
@@ -74,7 +74,7 @@ def relu_case():
 
 
 def test_statistics_equal_numpy_on_the_raw_data(relu_case):
-    x, h, df, v, w = relu_case
+    x, _h, df, v, w = relu_case
     row = df.iloc[0]
     assert (row["layer"], row["count"], row["zeros"]) == ("conv1", x.size, np.sum(x == 0))
     assert pd.isna(row["channel"])
@@ -90,7 +90,7 @@ def test_statistics_equal_numpy_on_the_raw_data(relu_case):
 
 
 def test_mse_and_sqnr_equal_numpy_on_the_weighted_points(relu_case):
-    x, h, df, v, w = relu_case
+    x, _h, df, v, w = relu_case
     row = df.iloc[0]
     sigma = np.sqrt(2 * np.mean(x * x))
     power = np.sum(w * v * v) / np.sum(w)
@@ -119,7 +119,7 @@ def test_mse_and_sqnr_equal_numpy_on_the_weighted_points(relu_case):
             expect[name] = np_uniform_mse(clip / (n - 1), n, v, w)
         for c in CONVENTIONS:
             kw = {"zero_threshold": 0.32 * sigma} if c == "deadzone" else {"convention": c}
-            t = lm.solve_data(v, bits=b, weights=w, uniform=True, check=False, **kw)
+            t = lm.solve_data(v, bits=b, weights=w, uniform=True, strict=False, **kw)
             expect[f"uniform_{c}"] = np_mse(t.levels, t.thresholds, v, w)
         for method, mse in expect.items():
             assert row[f"mse_b{b}_{method}"] == pytest.approx(mse, rel=1e-9), (b, method)
@@ -236,7 +236,7 @@ def test_an_invalid_uniform_dead_zone_table_is_not_scored():
     df = report(hist_of(x, n_bins=256), bits=4)
     assert math.isnan(df["mse_b4_uniform_deadzone"].iloc[0])
     assert ("tensor", None, 4, "uniform_deadzone") not in df.attrs["tables"]
-    for key, table in df.attrs["tables"].items():
+    for _key, table in df.attrs["tables"].items():
         lm.table_from_dict(table.to_dict())  # every stored table passes the format check
 
 

@@ -8,10 +8,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lloydmax.analysis.histogram import Histogram
+from lloydmax.analysis.torch_collect import (
+    collect_torch,
+    histograms_from,
+    iter_activations,
+    select_modules,
+)
 from scipy import stats
 
-from lloydmax.analysis.histogram import Histogram
-from lloydmax.analysis.torch_collect import collect_torch, histograms_from, iter_activations, select_modules
 from lloydmax.errors import InvalidInputError, MissingDependencyError
 
 nn = torch.nn
@@ -138,7 +143,7 @@ def test_nested_names_are_qualified():
 
 def test_functional_relu_cannot_be_hooked_but_bn_can(images):
     net = FunctionalNet().eval()
-    with pytest.raises(InvalidInputError, match="F.relu"):
+    with pytest.raises(InvalidInputError, match=r"F\.relu"):
         list(iter_activations(net, images))
     acts = gather(iter_activations(net, images, layers="bn"))
     with torch.no_grad():
@@ -214,7 +219,7 @@ def test_mapping_batches_are_keyword_arguments():
 
     a = np.array([[1.0, -2.0, 3.0]], dtype=np.float32)
     b = np.array([[0.5, 0.5, 0.5]], dtype=np.float32)
-    (name, array), = list(iter_activations(Keyword(), [{"a": a, "b": b}]))
+    (_name, array), = list(iter_activations(Keyword(), [{"a": a, "b": b}]))
     np.testing.assert_array_equal(array, np.maximum(a - b, 0))
 
 
@@ -238,7 +243,7 @@ def test_bad_arguments_raise_one_line_errors(images, kwargs, message):
 
 
 def test_not_a_module_is_rejected(images):
-    with pytest.raises(InvalidInputError, match="torch.nn.Module"):
+    with pytest.raises(InvalidInputError, match=r"torch\.nn\.Module"):
         collect_torch(lambda x: x, images)
 
 

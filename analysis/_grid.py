@@ -1,0 +1,218 @@
+"""The canonical power-of-two bin grid and the per-channel bin counts on it.
+
+Bin $k$ covers $[k w, (k+1) w)$ with a power-of-two width $w = 2^e$, and a value goes to
+bin $k = \\lfloor x / w \\rfloor$.  Dividing by a power of two is exact, so coarsening the
+grid by $2^s$ maps bin $k$ to $\\lfloor k / 2^s \\rfloor$ (an integer shift) with no loss.
+A channel stores ``n_bins`` int64 counts for bins $k_0 \\dots k_0 + n_{bins} - 1$ where,
+for the smallest and largest finite non-zero values seen, $lo$ and $hi$:
+
+$$e = \\min\\{e \\ge -1074 : \\lfloor hi/2^e \\rfloor - \\lfloor lo/2^e \\rfloor < n_{bins},\\;
+\\max(|lo|, |hi|) < 2^{e+60}\\},\\qquad k_0 = \\lfloor lo / 2^e \\rfloor .$$
+
+The grid is a function of $(lo, hi)$ only -- never of batch order -- so histograms of the
+same values, however split into batches and merged, are bit-identical.  Non-negative
+(ReLU) data get bins over $[lo, hi]$ only; no bin is spent on negatives.
+
+This module holds :func:`canonical_grid` and :class:`BinGrid`, the counts of every channel
+with the grid moves (re-binning onto the grid of a wider range) that updates, merges and
+the distributed all-reduce need.  Exact zeros, NaN and Inf are in no bin; the histogram
+counts them apart.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lloydmax.errors import InvalidDataError, InvalidInputError
+
+from . import _kernels as K
+
+__all__ = ["MAG_BITS", "BinGrid", "canonical_grid"]
+
+MAG_BITS = 60  # bin indices stay below 2^60 in magnitude
+
+
+def canonical_grid(lo: float, hi: float, n_bins: int) -> tuple[int, int]:
+    """``(e, k0)`` of the canonical grid covering the finite non-zero range [lo, hi].
+
+    Exact: floors are taken on the rationals ``lo / 2^e`` with Python integers.
+    """
+    n_lo, d_lo = float(lo).as_integer_ratio()
+    n_hi, d_hi = float(hi).as_integer_ratio()
+
+    def floor_div(num, den, e):
+        return num // (den << e) if e >= 0 else (num << -e) // den
+
+    e = max(-1074, math.frexp(max(abs(lo), abs(hi)))[1] - MAG_BITS)
+    half_span = hi / 2 - lo / 2  # no overflow
+    if half_span > 0:
+        e = max(e, math.frexp(half_span)[1] + 1 - (n_bins.bit_length() - 1) - 1)
+    while True:
+        k_lo = floor_div(n_lo, d_lo, e)
+        if floor_div(n_hi, d_hi, e) - k_lo < n_bins:
+            return e, k_lo
+        e += 1
+
+
+class BinGrid:
+    """Bin counts of ``n_channels`` channels, each on the canonical grid of its own range.
+
+    Parameters
+    ----------
+    n_channels : int
+    n_bins : int
+        Bins per channel, a power of two (the caller validates it).
+
+    Attributes
+    ----------
+    n_bins : int
+    counts : numpy.ndarray
+        ``(n_channels, n_bins)`` int64 bin counts.
+    lohi : numpy.ndarray
+        ``(n_channels, 2)`` float64 smallest and largest finite non-zero value seen;
+        ``(+inf, -inf)`` while a channel has none (then it has no grid).
+    grid : numpy.ndarray
+        ``(n_channels, 2)`` int64 ``(e, k0)`` of each channel, ``(0, 0)`` before it has one.
+    w, inv_w : numpy.ndarray
+        ``(n_channels,)`` float64 $2^e$ and $2^{-e}$ (0 where $2^{-e}$ is not a float).
+
+    Notes
+    -----
+    The arrays are read by the fused update kernel, which bins into ``counts`` with
+    ``grid[:, 1]``, ``inv_w`` and ``w`` (``_kernels.accumulate``, run by the histogram),
+    and by the file format.  Besides that kernel only the methods here change them; they
+    keep ``grid``, ``w`` and ``inv_w`` the canonical grid of ``lohi``.
+    """
+
+    def __init__(self, n_channels: int, n_bins: int):
+        self.n_bins = n_bins
+        self.counts = np.zeros((n_channels, n_bins), dtype=np.int64)
+        self.grid = np.zeros((n_channels, 2), dtype=np.int64)  # (e, k0)
+        self.lohi = np.empty((n_channels, 2), dtype=np.float64)
+        self.lohi[:, 0] = np.inf
+        self.lohi[:, 1] = -np.inf
+        self.inv_w = np.ones(n_channels, dtype=np.float64)
+        self.w = np.ones(n_channels, dtype=np.float64)
+
+    @classmethod
+    def from_arrays(cls, counts: np.ndarray, grid: np.ndarray, lohi: np.ndarray) -> BinGrid:
+        """Adopt stored arrays (int64 counts and grid, float64 lohi, one row per channel).
+
+        The caller (the file reader) has checked ``grid`` against ``lohi``; it is taken as
+        it is, and ``w`` / ``inv_w`` follow from it.
+        """
+        new = cls(counts.shape[0], counts.shape[1])
+        new.counts, new.lohi = counts, lohi
+        for ch in range(counts.shape[0]):
+            new.set_grid(ch, int(grid[ch, 0]), int(grid[ch, 1]))
+        return new
+
+    def copy(self) -> BinGrid:
+        """An independent copy."""
+        new = BinGrid.__new__(BinGrid)
+        new.__dict__.update({k: (v.copy() if isinstance(v, np.ndarray) else v)
+                             for k, v in self.__dict__.items()})
+        return new
+
+    def __eq__(self, other):
+        if not isinstance(other, BinGrid):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, name), getattr(other, name))
+                   for name in ("counts", "grid", "lohi"))
+
+    __hash__ = None
+
+    @property
+    def n_channels(self) -> int:
+        return self.counts.shape[0]
+
+    def has_range(self, ch: int) -> bool:
+        """Whether channel ``ch`` has seen a finite non-zero value (and so has a grid)."""
+        return bool(self.lohi[ch, 0] <= self.lohi[ch, 1])
+
+    # ------------------------------------------------------------------ grid moves
+    def set_grid(self, ch: int, e: int, k0: int) -> None:
+        """Put channel ``ch`` on the grid ``(e, k0)`` (its counts are not moved)."""
+        self.grid[ch] = (e, k0)
+        self.w[ch] = math.ldexp(1.0, e)
+        # 2^-e is a float only for e >= -1023; below, the kernel divides by w
+        self.inv_w[ch] = math.ldexp(1.0, -e) if e >= -1023 else 0.0
+
+    def move(self, ch: int, lo: float, hi: float) -> None:
+        """Re-bin channel ``ch`` onto the canonical grid of [lo, hi] (a superset range)."""
+        e, k0 = canonical_grid(lo, hi, self.n_bins)
+        old_lo, old_hi = self.lohi[ch]
+        if old_lo <= old_hi:
+            e_old, k0_old = (int(v) for v in self.grid[ch])
+            if (e, k0) != (e_old, k0_old):
+                out = np.zeros(self.n_bins, dtype=np.int64)
+                K.regrid(self.counts[ch], k0_old, e - e_old, k0, out)
+                self.counts[ch] = out
+        self.set_grid(ch, e, k0)
+        self.lohi[ch] = (lo, hi)
+
+    def extend(self, c_off: int, lohi: np.ndarray) -> None:
+        """Move channels ``c_off, c_off + 1, ...`` onto the grids of ``lohi`` (rows: the old
+        ranges folded with a chunk's), so that the chunk's values fall into bins."""
+        sl = slice(c_off, c_off + lohi.shape[0])
+        for c in np.flatnonzero((lohi[:, 0] != self.lohi[sl, 0])
+                                | (lohi[:, 1] != self.lohi[sl, 1])):
+            self.move(c_off + int(c), float(lohi[c, 0]), float(lohi[c, 1]))
+
+    def widen(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Move every channel onto the canonical grid of ``[lo[c], hi[c]]`` -- a range that
+        contains its own, e.g. the range over all workers; channels with ``lo > hi`` (no
+        value anywhere) stay as they are."""
+        for ch in range(self.n_channels):
+            g_lo, g_hi = float(lo[ch]), float(hi[ch])
+            if g_lo > g_hi:
+                continue
+            if self.has_range(ch) and not g_lo <= self.lohi[ch, 0] <= self.lohi[ch, 1] <= g_hi:
+                raise InvalidInputError(f"channel {ch}: [{g_lo!r}, {g_hi!r}] does not contain "
+                                        "the channel's own range")
+            self.move(ch, g_lo, g_hi)
+
+    def add(self, other: BinGrid) -> None:
+        """Add the counts of ``other`` (same shape), both on the grid of the joint range."""
+        for ch in range(self.n_channels):
+            o_lo, o_hi = (float(v) for v in other.lohi[ch])
+            if o_lo > o_hi:
+                continue  # no binned values in other
+            s_lo, s_hi = (float(v) for v in self.lohi[ch])
+            lo, hi = min(s_lo, o_lo), max(s_hi, o_hi)
+            if (lo, hi) != (s_lo, s_hi):
+                self.move(ch, lo, hi)
+            e, k0 = (int(v) for v in self.grid[ch])
+            e_o, k0_o = (int(v) for v in other.grid[ch])
+            K.regrid(other.counts[ch], k0_o, e - e_o, k0, self.counts[ch])
+
+    def set_counts(self, counts: np.ndarray) -> None:
+        """Replace the counts by int64 ``counts`` of the same shape on the same grids (e.g.
+        their sum over workers that share these grids)."""
+        self.counts = counts
+
+    # ------------------------------------------------------------------ bins of a channel
+    def defined_grid(self, ch: int) -> tuple[int, int]:
+        """``(e, k0)`` of channel ``ch``.
+
+        Raises
+        ------
+        InvalidDataError
+            When the channel has no finite non-zero value, so no grid.
+        """
+        if not self.has_range(ch):
+            raise InvalidDataError("no finite non-zero values in this channel: "
+                                   "the bin grid is undefined")
+        e, k0 = (int(v) for v in self.grid[ch])
+        return e, k0
+
+    def edges(self, ch: int) -> np.ndarray:
+        """The ``n_bins + 1`` bin edges $k w$, $k = k_0 \\dots k_0 + n_{bins}$ (float64)."""
+        e, k0 = self.defined_grid(ch)
+        return np.ldexp((k0 + np.arange(self.n_bins + 1)).astype(np.float64), e)
+
+    def centers(self, ch: int) -> np.ndarray:
+        """The ``n_bins`` bin centres $(k + 1/2) w$ (float64)."""
+        e, k0 = self.defined_grid(ch)
+        return np.ldexp((k0 + np.arange(self.n_bins)).astype(np.float64) + 0.5, e)

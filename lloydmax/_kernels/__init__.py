@@ -1,0 +1,79 @@
+"""Numba kernels, split along the math.
+
+=====================================  ===============================================
+module                                 holds
+=====================================  ===============================================
+:mod:`lloydmax._kernels.cells`         distribution and status codes, densities, cell
+                                       moments (mass, mean, variance), summaries,
+                                       residuals, quantizing
+:mod:`lloydmax._kernels.newton`        Lloyd-Max by safeguarded Newton (tridiagonal),
+                                       optimal uniform step (Newton on offset, step),
+                                       Panter-Dite (compander) start
+:mod:`lloydmax._kernels.data`          Lloyd and uniform Lloyd on weighted points
+:mod:`lloydmax._kernels.dp`            globally optimal partition of weighted points
+                                       (dynamic programming, used by
+                                       :func:`lloydmax.solve_dp`)
+=====================================  ===============================================
+
+Every kernel is compiled by :func:`lloydmax._jit.jit` (``cache=True``) and runs as plain
+Python under ``NUMBA_DISABLE_JIT=1``.  Nothing here validates input:
+:mod:`lloydmax._solver` does that and wraps the results.  This package re-exports the
+names the rest of the package uses as ``K.name``.
+
+Notes
+-----
+numba's on-disk cache keys a kernel on its *own* source file only: a kernel that calls
+into another module is not recompiled when only that other module changes.  After
+editing :mod:`~lloydmax._kernels.cells` (or :mod:`~lloydmax._kernels.newton`, which
+:mod:`~lloydmax._kernels.data` calls), delete ``lloydmax/_kernels/__pycache__/*.nb?`` or
+work with ``LLOYDMAX_JIT_CACHE=0``.
+"""
+from .cells import (
+    EMPTY_CELL,
+    GAUSS,
+    HALFNORM,
+    LAPLACE,
+    MAXITER,
+    OK,
+    STALLED,
+    TAB,
+    UNIFORM,
+    cell_moments,
+    cell_table,
+    centroid_residual,
+    fill_thresholds,
+    midpoint_residual,
+    pdf,
+    quantize_index,
+    quantize_values,
+    summarize,
+)
+from .data import data_summary, solve_data_lloyd, solve_data_uniform
+from .newton import compander_guess, solve_nonuniform, solve_uniform
+
+__all__ = [
+    "EMPTY_CELL",
+    "GAUSS",
+    "HALFNORM",
+    "LAPLACE",
+    "MAXITER",
+    "OK",
+    "STALLED",
+    "TAB",
+    "UNIFORM",
+    "cell_moments",
+    "cell_table",
+    "centroid_residual",
+    "compander_guess",
+    "data_summary",
+    "fill_thresholds",
+    "midpoint_residual",
+    "pdf",
+    "quantize_index",
+    "quantize_values",
+    "solve_data_lloyd",
+    "solve_data_uniform",
+    "solve_nonuniform",
+    "solve_uniform",
+    "summarize",
+]

@@ -1,0 +1,469 @@
+"""Densities and cell moments: the distribution side of the Lloyd-Max conditions.
+
+Numba kernels, pure functions over float64 arrays and scalars.  Nothing here validates
+input; :mod:`lloydmax._solver` does that and wraps the results.
+
+A distribution is passed to the kernels as ``(kind, params, tab_x, tab_p, pm_loc, pm_w)``
+in *standardised* coordinates:
+
+=========  ==========================================================  ==============
+kind       continuous density p(x)                                      params
+=========  ==========================================================  ==============
+GAUSS      phi(x) on R                                                  --
+HALFNORM   params[0] * phi(x) on (0, inf)                               [weight]
+LAPLACE    exp(-|x|) / 2 on R                                           --
+UNIFORM    1 on (0, 1)                                                  --
+TAB        piecewise-linear through (tab_x[j], tab_p[j])                --
+=========  ==========================================================  ==============
+
+plus an optional point mass ``pm_w`` at ``pm_loc`` (the ReLU zeros of the half-wave
+Gaussian).  A cell is the half-open interval (a, b]: a value equal to a threshold goes
+to the lower level.
+
+For a cell (a, b] the kernels return its mass, mean (centroid) and variance::
+
+    M0 = P(a < X <= b),    c = E[X | a < X <= b],    v = Var[X | a < X <= b]
+
+and from those, for levels q_i and cells (t_{i-1}, t_i] (t_0 = -inf, t_L = +inf)::
+
+    mse     = sum_i M0_i (v_i + (c_i - q_i)^2)
+    power   = sum_i M0_i (v_i + c_i^2)                  (= E[X^2])
+    entropy = -sum_i M0_i log2 M0_i                     (bits of the output index)
+
+    centroid residual = max_i |q_i - c_i| / (q_max - q_min)          (free levels)
+    midpoint residual = max_i |t_i - (q_i + q_{i+1}) / 2| / (q_max - q_min)   (free thresholds)
+
+The Lloyd-Max solvers (:mod:`lloydmax._kernels.newton`) drive both residuals to zero.
+Also here: quantizing values by the thresholds.
+
+Notes
+-----
+Cell moments are computed without catastrophic cancellation: narrow finite cells by
+Gauss-Legendre quadrature in coordinates relative to the cell's left edge, wide and
+infinite cells by closed forms built on ``erfc`` (never ``1 - cdf``):
+
+* Gaussian, with Q(x) = P(X > x) = erfc(x / sqrt(2)) / 2::
+
+      M0 = Q(a) - Q(b),   c = (phi(a) - phi(b)) / M0,
+      E[X^2 | cell] = 1 + (a phi(a) - b phi(b)) / M0
+
+  the mass taken as Q(-b) - Q(-a) for b <= 0 and 1 - Q(b) - Q(-a) across 0, so that
+  neither difference loses the tail.
+
+* Laplace: each half from the exponential tail exp(-x) on (a, a + w], a >= 0::
+
+      M0 = e^-a (1 - e^-w),   c - a = (1 - e^-w (1 + w)) / (1 - e^-w),
+      E[(X - a)^2 | cell] = (2 - e^-w (w^2 + 2 w + 2)) / (1 - e^-w)
+
+  with ``1 - e^-w`` as ``-expm1(-w)``; a cell across the kink at 0 is split there.
+* Tabulated: exact integrals of each linear piece, summed with Neumaier compensation.
+* The point mass, and the two halves of a split cell, are merged by the parallel-axis
+  rule.
+
+The distribution kind codes and the status codes that every solver writes into
+``info[3]`` live here too, the one module that the solver modules all import.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import jit
+
+GAUSS = 0
+HALFNORM = 1
+LAPLACE = 2
+UNIFORM = 3
+TAB = 4
+
+# Gauss-Legendre rules for narrow cells (standardised units).  Measured against
+# scipy.integrate.quad on Gaussian cells across [-3, 5], the centroid offset agrees to
+# quad's own accuracy (below 1e-14 of the width) with 6 nodes up to width 0.25 and 12 up
+# to width 1; far in the tail (z ~ 8) mpmath shows ~1e-12 of the width, far below the
+# solver's tolerance, which is relative to the whole level span.
+_GL6_X, _GL6_W = np.polynomial.legendre.leggauss(6)
+_GL12_X, _GL12_W = np.polynomial.legendre.leggauss(12)
+_GL_NARROW = 0.25
+_GL_WIDTH = 1.0
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# status codes written into info[3]
+OK = 0
+MAXITER = 1
+EMPTY_CELL = 2
+STALLED = 3
+
+
+# --------------------------------------------------------------------------------------
+# densities
+
+
+@jit
+def pdf(kind, params, tab_x, tab_p, x):
+    """Continuous density at x (the point mass has no density)."""
+    if kind == GAUSS:
+        return _INV_SQRT2PI * math.exp(-0.5 * x * x)
+    if kind == HALFNORM:
+        if x <= 0.0:
+            return 0.0
+        return params[0] * _INV_SQRT2PI * math.exp(-0.5 * x * x)
+    if kind == LAPLACE:
+        return 0.5 * math.exp(-abs(x))
+    if kind == UNIFORM:
+        return 1.0 if 0.0 <= x <= 1.0 else 0.0
+    # TAB
+    n = tab_x.shape[0]
+    if x < tab_x[0] or x > tab_x[n - 1]:
+        return 0.0
+    j = np.searchsorted(tab_x, x, side="right") - 1
+    if j >= n - 1:
+        return tab_p[n - 1]
+    u = (x - tab_x[j]) / (tab_x[j + 1] - tab_x[j])
+    return tab_p[j] + u * (tab_p[j + 1] - tab_p[j])
+
+
+@jit
+def _support(kind, tab_x):
+    if kind in (GAUSS, LAPLACE):
+        return -np.inf, np.inf
+    if kind == HALFNORM:
+        return 0.0, np.inf
+    if kind == UNIFORM:
+        return 0.0, 1.0
+    return tab_x[0], tab_x[tab_x.shape[0] - 1]
+
+
+@jit
+def _gauss_upper(x):
+    """Q(x) = P(X > x) for X ~ N(0, 1), accurate in both tails."""
+    return 0.5 * math.erfc(x * _INV_SQRT2)
+
+
+@jit
+def _phi(x):
+    if math.isinf(x):
+        return 0.0
+    return _INV_SQRT2PI * math.exp(-0.5 * x * x)
+
+
+# --------------------------------------------------------------------------------------
+# cell moments: closed forms, Gauss-Legendre, tabulated pieces, point mass
+
+
+@jit
+def _gauss_closed(a, b):
+    """Mass, mean and variance of phi restricted to (a, b], a < b, by closed forms."""
+    if a >= 0.0:
+        m0 = _gauss_upper(a) - _gauss_upper(b)
+    elif b <= 0.0:
+        m0 = _gauss_upper(-b) - _gauss_upper(-a)
+    else:
+        m0 = 1.0 - _gauss_upper(b) - _gauss_upper(-a)
+    if m0 <= 0.0:
+        return 0.0, 0.5 * (a + b), 0.0
+    pa = _phi(a)
+    pb = _phi(b)
+    mean = (pa - pb) / m0
+    apa = 0.0 if math.isinf(a) else a * pa
+    bpb = 0.0 if math.isinf(b) else b * pb
+    # E[X^2 | cell] = 1 + (a phi(a) - b phi(b)) / m0; shift to the mean.
+    var = 1.0 + (apa - bpb) / m0 - mean * mean
+    if var < 0.0:
+        var = 0.0
+    return m0, mean, var
+
+
+@jit
+def _exp_tail(a, w):
+    """Moments of exp(-x) on (a, a + w], a >= 0, about a: (mass, mean offset, var)."""
+    ea = math.exp(-a)
+    if math.isinf(w):
+        # exponential tail: mass e^-a, mean a + 1, variance 1
+        return ea, 1.0, 1.0
+    em = -math.expm1(-w)  # 1 - e^-w without cancellation
+    m0 = ea * em
+    if m0 <= 0.0:
+        return 0.0, 0.5 * w, 0.0
+    ew = math.exp(-w)
+    s1 = 1.0 - ew * (1.0 + w)  # integral of u e^-u on (0, w]
+    s2 = 2.0 - ew * (w * w + 2.0 * w + 2.0)
+    off = s1 / em
+    var = s2 / em - off * off
+    if var < 0.0:
+        var = 0.0
+    return m0, off, var
+
+
+@jit
+def _combine(m0, mean, var, n0, nmean, nvar):
+    """Merge two weighted groups by the parallel-axis rule."""
+    tot = m0 + n0
+    if tot <= 0.0:
+        return 0.0, 0.5 * (mean + nmean), 0.0
+    c = (m0 * mean + n0 * nmean) / tot
+    d1 = mean - c
+    d2 = nmean - c
+    v = (m0 * (var + d1 * d1) + n0 * (nvar + d2 * d2)) / tot
+    return tot, c, v
+
+
+@jit
+def _laplace_closed(a, b):
+    """exp(-|x|)/2 on (a, b], a < b, by closed forms with expm1."""
+    if a >= 0.0:
+        m0, off, var = _exp_tail(a, b - a)
+        return 0.5 * m0, a + off, var
+    if b <= 0.0:
+        m0, off, var = _exp_tail(-b, b - a)
+        return 0.5 * m0, b - off, var
+    m1, o1, v1 = _exp_tail(0.0, -a)
+    m2, o2, v2 = _exp_tail(0.0, b)
+    return _combine(0.5 * m1, -o1, v1, 0.5 * m2, o2, v2)
+
+
+@jit
+def _neumaier(total, comp, value):
+    """One step of Neumaier's compensated summation: (new total, new compensation)."""
+    t = total + value
+    if abs(total) >= abs(value):
+        comp += (total - t) + value
+    else:
+        comp += (value - t) + total
+    return t, comp
+
+
+@jit
+def _tab_cell(tab_x, tab_p, a, b):
+    """Exact moments of the piecewise-linear density on (a, b], summed piece by piece
+    in coordinates relative to a (no prefix-sum differences, so no cancellation)."""
+    n = tab_x.shape[0]
+    lo = max(a, tab_x[0])
+    hi = min(b, tab_x[n - 1])
+    if not (lo < hi):
+        return 0.0, 0.5 * (lo + hi), 0.0
+    j = np.searchsorted(tab_x, lo, side="right") - 1
+    if j < 0:
+        j = 0
+    # Neumaier-compensated sums: a tail cell adds up thousands of pieces of very
+    # different sizes, and plain summation leaves ~1e-12 noise in its centroid.  Offsets
+    # are taken from the cell edge nearer the origin: a tail cell's far edge (the end of
+    # the tabulation, ~1e4 std away) would cost its centroid ulp(1e4) ~ 1e-12.
+    ref = lo if abs(lo) <= abs(hi) else hi
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    c0 = 0.0
+    c1 = 0.0
+    c2 = 0.0
+    while j < n - 1 and tab_x[j] < hi:
+        x0 = tab_x[j]
+        x1 = tab_x[j + 1]
+        u0 = max(lo, x0)
+        u1 = min(hi, x1)
+        if u1 > u0:
+            slope = (tab_p[j + 1] - tab_p[j]) / (x1 - x0)
+            p0 = tab_p[j] + slope * (u0 - x0)
+            h = u1 - u0
+            # density p0 + slope * v on v in (0, h]; shift d = u0 - lo
+            i0 = p0 * h + 0.5 * slope * h * h
+            i1 = p0 * h * h / 2.0 + slope * h * h * h / 3.0
+            i2 = p0 * h * h * h / 3.0 + slope * h * h * h * h / 4.0
+            d = u0 - ref
+            s0, c0 = _neumaier(s0, c0, i0)
+            s1, c1 = _neumaier(s1, c1, i1 + d * i0)
+            s2, c2 = _neumaier(s2, c2, i2 + 2.0 * d * i1 + d * d * i0)
+        j += 1
+    s0 += c0
+    s1 += c1
+    s2 += c2
+    if s0 <= 0.0:
+        return 0.0, 0.5 * (lo + hi), 0.0
+    off = s1 / s0
+    var = s2 / s0 - off * off
+    if var < 0.0:
+        var = 0.0
+    return s0, ref + off, var
+
+
+@jit
+def _gl_cell(kind, params, tab_x, tab_p, a, b):
+    """Gauss-Legendre moments of a smooth density on a narrow finite cell (a, b]."""
+    half = 0.5 * (b - a)
+    if b - a <= _GL_NARROW:
+        nodes, weights = _GL6_X, _GL6_W
+    else:
+        nodes, weights = _GL12_X, _GL12_W
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for k in range(nodes.shape[0]):
+        u = half * (nodes[k] + 1.0)
+        f = weights[k] * pdf(kind, params, tab_x, tab_p, a + u)
+        s0 += f
+        s1 += f * u
+        s2 += f * u * u
+    if s0 <= 0.0:
+        return 0.0, 0.5 * (a + b), 0.0
+    off = s1 / s0
+    var = s2 / s0 - off * off
+    if var < 0.0:
+        var = 0.0
+    return s0 * half, a + off, var
+
+
+@jit
+def _continuous_cell(kind, params, tab_x, tab_p, a, b):
+    lo, hi = _support(kind, tab_x)
+    if a > lo:
+        lo = a
+    if b < hi:
+        hi = b
+    if not (lo < hi):
+        return 0.0, 0.5 * (lo + hi) if not math.isinf(lo + hi) else lo, 0.0
+    if kind == UNIFORM:
+        w = hi - lo
+        return w, 0.5 * (lo + hi), w * w / 12.0
+    if kind == TAB:
+        return _tab_cell(tab_x, tab_p, lo, hi)
+    if kind == LAPLACE and lo < 0.0 < hi:
+        # the density has a kink at 0: treat the halves apart
+        m1, c1, v1 = _continuous_cell(kind, params, tab_x, tab_p, lo, 0.0)
+        m2, c2, v2 = _continuous_cell(kind, params, tab_x, tab_p, 0.0, hi)
+        return _combine(m1, c1, v1, m2, c2, v2)
+    if hi - lo <= _GL_WIDTH:
+        return _gl_cell(kind, params, tab_x, tab_p, lo, hi)
+    if kind == LAPLACE:
+        return _laplace_closed(lo, hi)
+    m0, c, v = _gauss_closed(lo, hi)
+    if kind == HALFNORM:
+        m0 *= params[0]
+    return m0, c, v
+
+
+@jit
+def cell_moments(kind, params, tab_x, tab_p, pm_loc, pm_w, a, b):
+    """(mass, mean, variance) of the distribution restricted to the cell (a, b]."""
+    m0, c, v = _continuous_cell(kind, params, tab_x, tab_p, a, b)
+    if pm_w > 0.0 and a < pm_loc <= b:
+        return _combine(m0, c, v, pm_w, pm_loc, 0.0)
+    return m0, c, v
+
+
+# --------------------------------------------------------------------------------------
+# whole tables: thresholds, cells, residuals, summaries
+
+
+@jit
+def fill_thresholds(levels, thr_pinned, thr_value, thresholds):
+    """Interior thresholds: the pinned value, or the midpoint of the neighbours."""
+    for j in range(thresholds.shape[0]):
+        if thr_pinned[j]:
+            thresholds[j] = thr_value[j]
+        else:
+            thresholds[j] = 0.5 * (levels[j] + levels[j + 1])
+
+
+@jit
+def fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var):
+    n = mass.shape[0]
+    for i in range(n):
+        a = -np.inf if i == 0 else thresholds[i - 1]
+        b = np.inf if i == n - 1 else thresholds[i]
+        m0, c, v = cell_moments(kind, params, tab_x, tab_p, pm_loc, pm_w, a, b)
+        mass[i] = m0
+        mean[i] = c
+        var[i] = v
+
+
+@jit
+def _span(levels):
+    n = levels.shape[0]
+    s = levels[n - 1] - levels[0]
+    if not (s > 0.0):
+        s = max(abs(levels[0]), 1.0)
+    return s
+
+
+@jit
+def centroid_residual(levels, level_pinned, mass, mean):
+    """max |q_i - E[X | cell i]| / (q_max - q_min) over the optimised levels.
+    An empty optimised cell gives +inf (its centroid does not exist)."""
+    span = _span(levels)
+    r = 0.0
+    for i in range(levels.shape[0]):
+        if level_pinned[i]:
+            continue
+        if mass[i] <= 0.0:
+            return np.inf
+        d = abs(levels[i] - mean[i]) / span
+        if d > r:
+            r = d
+    return r
+
+
+@jit
+def midpoint_residual(levels, thr_pinned, thresholds):
+    span = _span(levels)
+    r = 0.0
+    for j in range(thresholds.shape[0]):
+        if thr_pinned[j]:
+            continue
+        d = abs(thresholds[j] - 0.5 * (levels[j] + levels[j + 1])) / span
+        if d > r:
+            r = d
+    return r
+
+
+@jit
+def summarize(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, thresholds, out):
+    """out = [mse, second moment E[X^2], entropy (bits) of the output index]."""
+    n = levels.shape[0]
+    mse = 0.0
+    power = 0.0
+    ent = 0.0
+    for i in range(n):
+        a = -np.inf if i == 0 else thresholds[i - 1]
+        b = np.inf if i == n - 1 else thresholds[i]
+        m0, c, v = cell_moments(kind, params, tab_x, tab_p, pm_loc, pm_w, a, b)
+        d = c - levels[i]
+        mse += m0 * (v + d * d)
+        power += m0 * (v + c * c)
+        if m0 > 0.0:
+            ent -= m0 * math.log2(m0)
+    out[0] = mse
+    out[1] = power
+    out[2] = ent
+
+
+@jit
+def cell_table(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean):
+    var = np.empty(mass.shape[0])
+    fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var)
+
+
+# --------------------------------------------------------------------------------------
+# quantizing
+
+
+@jit
+def quantize_index(x, thresholds, out):
+    """Index i with thresholds[i-1] < x <= thresholds[i]; NaN gives -1."""
+    for k in range(x.shape[0]):
+        v = x[k]
+        if v != v:
+            out[k] = -1
+        else:
+            out[k] = np.searchsorted(thresholds, v, side="left")
+
+
+@jit
+def quantize_values(x, thresholds, levels, out):
+    """Quantized values; NaN stays NaN."""
+    for k in range(x.shape[0]):
+        v = x[k]
+        if v != v:
+            out[k] = v
+        else:
+            out[k] = levels[np.searchsorted(thresholds, v, side="left")]

@@ -1,0 +1,202 @@
+"""Quantizers of empirical data: Lloyd on sorted weighted points with prefix sums.
+
+Numba kernels, pure functions over float64/int arrays.  The points x_0 <= ... <= x_{N-1}
+(standardised, sorted) carry weights w_p; with the prefix sums::
+
+    W_j = sum_{p < j} w_p,    S_j = sum_{p < j} w_p x_p,    T_j = sum_{p < j} w_p x_p^2
+
+the points [lo, hi) have, in O(1)::
+
+    M0 = W_hi - W_lo,    c = (S_hi - S_lo) / M0,    v = (T_hi - T_lo) / M0 - c^2
+
+A point goes to cell i when t_{i-1} < x_p <= t_i (as for densities, a value on a
+threshold goes to the lower level), so the cell edges are
+``searchsorted(xs, t, side="right")``.
+
+* :func:`solve_data_lloyd`: plain Lloyd (levels to the cell means, thresholds to the
+  midpoints), stopped at the exact fixed point where no point changes cell.
+* :func:`solve_data_uniform`: the uniform family ``q_i = coef_off[i] * offset +
+  coef_step[i] * step``; with the cells fixed, theta = (offset, step) is the weighted
+  least-squares fit of x ~ q, from the normal equations::
+
+      [sum_i M0_i a_i^2    sum_i M0_i a_i b_i] theta = [sum_i S_i a_i]
+      [sum_i M0_i a_i b_i  sum_i M0_i b_i^2  ]         [sum_i S_i b_i]
+
+  (a = coef_off, b = coef_step, S_i the weighted sum of cell i; with the offset fixed,
+  the second row alone gives the step), repeated until no point changes cell.
+* :func:`data_summary`: MSE, E[X^2] and index entropy of a table on the points.
+
+The globally optimal partition (dynamic programming) is in :mod:`lloydmax._kernels.dp`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import jit
+from .cells import EMPTY_CELL, MAXITER, OK, STALLED, _span, fill_thresholds
+from .newton import _uniform_levels
+
+
+@jit
+def _data_cell(prefix_w, prefix_wx, prefix_wxx, lo, hi):
+    m0 = prefix_w[hi] - prefix_w[lo]
+    if m0 <= 0.0:
+        return 0.0, 0.0, 0.0
+    s1 = prefix_wx[hi] - prefix_wx[lo]
+    s2 = prefix_wxx[hi] - prefix_wxx[lo]
+    c = s1 / m0
+    v = s2 / m0 - c * c
+    if v < 0.0:
+        v = 0.0
+    return m0, c, v
+
+
+@jit
+def solve_data_lloyd(xs, prefix_w, prefix_wx, prefix_wxx, levels, level_pinned,
+                     thr_pinned, thr_value, max_iter, thresholds, info):
+    """Plain Lloyd on sorted weighted points; stops at the exact fixed point where no
+    point changes cell.  info = [iterations, centroid residual, 0, status]."""
+    n = levels.shape[0]
+    idx = np.empty(n + 1, dtype=np.int64)
+    new_idx = np.empty(n + 1, dtype=np.int64)
+    npts = xs.shape[0]
+    idx[0] = 0
+    idx[n] = npts
+    new_idx[0] = 0
+    new_idx[n] = npts
+    fill_thresholds(levels, thr_pinned, thr_value, thresholds)
+    for j in range(n - 1):
+        idx[j + 1] = np.searchsorted(xs, thresholds[j], side="right")
+    it = 0
+    status = OK
+    while it < max_iter:
+        it += 1
+        for i in range(n):
+            if level_pinned[i]:
+                continue
+            m0, c, _v = _data_cell(prefix_w, prefix_wx, prefix_wxx, idx[i], idx[i + 1])
+            if m0 > 0.0:
+                levels[i] = c
+            else:
+                # empty cell: move the level into the middle of its neighbours' gap
+                lo = levels[i - 1] if i > 0 else xs[0]
+                hi = levels[i + 1] if i < n - 1 else xs[npts - 1]
+                levels[i] = 0.5 * (lo + hi)
+        fill_thresholds(levels, thr_pinned, thr_value, thresholds)
+        same = True
+        for j in range(n - 1):
+            new_idx[j + 1] = np.searchsorted(xs, thresholds[j], side="right")
+            if new_idx[j + 1] != idx[j + 1]:
+                same = False
+        for j in range(n + 1):
+            idx[j] = new_idx[j]
+        if same:
+            break
+    else:
+        status = MAXITER
+    span = _span(levels)
+    res = 0.0
+    for i in range(n):
+        if level_pinned[i]:
+            continue
+        m0, c, _v = _data_cell(prefix_w, prefix_wx, prefix_wxx, idx[i], idx[i + 1])
+        if m0 <= 0.0:
+            res = np.inf
+            status = EMPTY_CELL
+            break
+        res = max(res, abs(levels[i] - c) / span)
+    info[0] = it
+    info[1] = res
+    info[2] = 0
+    info[3] = status
+
+
+@jit
+def solve_data_uniform(xs, prefix_w, prefix_wx, prefix_wxx, theta, free_offset,
+                       coef_off, coef_step, thr_pinned, thr_value, max_iter,
+                       levels, thresholds, info):
+    """Lloyd for the uniform family: with cells fixed, (offset, step) is a weighted
+    least-squares fit of x ~ coef_off*offset + coef_step*step; repeat until no point
+    changes cell.  info = [iterations, 0, 0, status]."""
+    n = levels.shape[0]
+    idx = np.empty(n + 1, dtype=np.int64)
+    npts = xs.shape[0]
+    idx[0] = 0
+    idx[n] = npts
+    it = 0
+    status = OK
+    _uniform_levels(theta, coef_off, coef_step, levels)
+    fill_thresholds(levels, thr_pinned, thr_value, thresholds)
+    for j in range(n - 1):
+        idx[j + 1] = np.searchsorted(xs, thresholds[j], side="right")
+    while it < max_iter:
+        it += 1
+        a00 = 0.0
+        a01 = 0.0
+        a11 = 0.0
+        b0 = 0.0
+        b1 = 0.0
+        for i in range(n):
+            m0 = prefix_w[idx[i + 1]] - prefix_w[idx[i]]
+            s1 = prefix_wx[idx[i + 1]] - prefix_wx[idx[i]]
+            a00 += m0 * coef_off[i] * coef_off[i]
+            a01 += m0 * coef_off[i] * coef_step[i]
+            a11 += m0 * coef_step[i] * coef_step[i]
+            b0 += s1 * coef_off[i]
+            b1 += s1 * coef_step[i]
+        if free_offset:
+            det = a00 * a11 - a01 * a01
+            if det <= 0.0:
+                status = STALLED
+                break
+            theta[0] = (a11 * b0 - a01 * b1) / det
+            theta[1] = (a00 * b1 - a01 * b0) / det
+        else:
+            if a11 <= 0.0:
+                status = STALLED
+                break
+            theta[1] = (b1 - a01 * theta[0]) / a11
+        if not (theta[1] > 0.0):
+            status = STALLED
+            break
+        _uniform_levels(theta, coef_off, coef_step, levels)
+        fill_thresholds(levels, thr_pinned, thr_value, thresholds)
+        same = True
+        for j in range(n - 1):
+            k = np.searchsorted(xs, thresholds[j], side="right")
+            if k != idx[j + 1]:
+                same = False
+            idx[j + 1] = k
+        if same:
+            break
+    else:
+        status = MAXITER
+    info[0] = it
+    info[1] = 0.0
+    info[2] = 0
+    info[3] = status
+
+
+@jit
+def data_summary(prefix_w, prefix_wx, prefix_wxx, xs, levels, thresholds, out):
+    """out = [mse, E[X^2], entropy bits, centroid residual] of a table on weighted points."""
+    n = levels.shape[0]
+    npts = xs.shape[0]
+    lo = 0
+    mse = 0.0
+    ent = 0.0
+    total = prefix_w[npts]
+    for i in range(n):
+        hi = npts if i == n - 1 else np.searchsorted(xs, thresholds[i], side="right")
+        m0, c, v = _data_cell(prefix_w, prefix_wx, prefix_wxx, lo, hi)
+        if m0 > 0.0:
+            d = c - levels[i]
+            mse += m0 * (v + d * d)
+            p = m0 / total
+            ent -= p * math.log2(p)
+        lo = hi
+    out[0] = mse / total
+    out[1] = prefix_wxx[npts] / total
+    out[2] = ent

@@ -1,0 +1,240 @@
+"""What the ``lloydmax`` commands share: the parser class, the shared options and their
+parsing, output, and the error handling of :func:`run`.
+
+Every command module (``solve``, ``table``, ``check``, ``analyze``, ``plot``) imports this
+module and nothing else of the CLI.  Bad input raises :class:`UsageError` or a
+:class:`~lloydmax.errors.LloydMaxError`; :func:`run` turns either into one line on stderr
+and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from .. import MAX_BITS, list_distributions
+from .._files import FORMATS, atomic_write, encode_tables
+from .._format import dumps_json
+from ..errors import ConvergenceError, InvalidBitsError, InvalidInputError, LloydMaxError
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "FORMATS", "HALFWAVE",
+           "Parser", "Renamed", "UsageError", "add_command", "add_distribution_options",
+           "add_quantizer_options", "dist_name", "dumps_json", "emit", "encode_tables",
+           "number", "output_format", "parse_bits_list", "parse_params", "run",
+           "solve_kwargs"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1        # did not converge; check --strict above --tolerance
+EXIT_USAGE = 2         # bad input
+EXIT_INTERRUPTED = 130
+
+HALFWAVE = "halfwave-gaussian"
+
+
+class UsageError(Exception):
+    """A command-line mistake; reported as ``lloydmax: error: MESSAGE``, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and exits 2 (through :func:`run`)."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:  # say which (sub)command they were given to
+            where = getattr(namespace, "command_prog", None)
+            hint = f" (see '{where} --help')" if where else ""
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return namespace
+
+
+class Renamed(argparse.Action):
+    """An option that was renamed: using it is a usage error naming the new spelling."""
+
+    def __init__(self, option_strings, dest, *, command, use, note="", **kwargs):
+        kwargs.setdefault("nargs", "?")
+        kwargs["help"] = argparse.SUPPRESS
+        super().__init__(option_strings, dest, **kwargs)
+        self.command, self.use, self.note = command, use, note
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        note = f" ({self.note})" if self.note else ""
+        raise UsageError(f"{self.command} {option_string} was renamed in 0.2.0: "
+                         f"use {self.use}{note}")
+
+
+def add_command(subparsers, name: str, *, help: str, description: str, epilog: str):
+    """A subcommand parser whose ``--help`` shows ``epilog`` (the examples) verbatim."""
+    p = subparsers.add_parser(name, help=help, description=description, epilog=epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(command_prog=p.prog)
+    return p
+
+
+def number(flag: str):
+    """argparse ``type`` for a float option, with a message that names the option."""
+    def parse(text):
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} needs a number, got {text!r}") from None
+    return parse
+
+
+def add_distribution_options(p, default_dist: str = "gaussian", *, dist: bool = True) -> None:
+    """``--half-wave``, and unless ``dist`` is false ``--dist`` and ``--param``."""
+    g = p.add_argument_group("distribution")
+    if not dist:
+        g.add_argument("--half-wave", action="store_true",
+                       help="ReLU of a unit Gaussian; always the distribution here, so it may "
+                            "be left out")
+        return
+    g.add_argument("--half-wave", action="store_true",
+                   help="ReLU of a unit Gaussian (BatchNorm + ReLU activations); "
+                        "same as --dist halfwave-gaussian")
+    listed = ", ".join(f"{n} (default)" if n == default_dist else n
+                       for n in list_distributions())
+    g.add_argument("--dist", metavar="NAME",
+                   help=f"{listed}, or any continuous scipy.stats name (e.g. logistic, t, gamma)")
+    g.add_argument("--param", metavar="K=V", action="append", default=[],
+                   help="distribution parameter, repeatable: std=2, mean=0, df=5, ...")
+
+
+def add_quantizer_options(p, default_dist: str = "gaussian", *, tol: bool = True,
+                          dist: bool = True) -> None:
+    """The distribution options, then the kind and convention of the quantizer."""
+    add_distribution_options(p, default_dist, dist=dist)
+    q = p.add_argument_group("quantizer")
+    kind = q.add_mutually_exclusive_group()
+    kind.add_argument("--uniform", action="store_true", default=None,
+                      help="optimal uniform step instead of free (Lloyd-Max) levels")
+    kind.add_argument("--nonuniform", dest="uniform", action="store_false",
+                      help="free (Lloyd-Max) levels; the default except for presets")
+    q.add_argument("--zero-threshold", metavar="hwgq|round|EPS",
+                   help="half-wave: where 0 hands over to the first level: hwgq (0, default), "
+                        "round (midpoint), or a dead-zone threshold EPS > 0")
+    q.add_argument("--sparsity", metavar="P", type=number("--sparsity"),
+                   help="half-wave: dead zone with P(x <= eps) = P, 0.5 <= P < 1")
+    if tol:
+        q.add_argument("--tol", metavar="TOL", type=number("--tol"), default=1e-12,
+                       help="tolerance on the relative residual (default 1e-12)")
+
+
+def parse_params(items) -> dict:
+    """``--param K=V`` items as a dict of floats."""
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--param needs KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = float(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"--param {key.strip()} needs a number, got {value!r}") from None
+    return params
+
+
+def parse_bits_list(text: str) -> list[int]:
+    """Bit-widths from ``1-8``, ``1,2,4``, ``8`` or a mix such as ``1-4,8``: sorted, unique."""
+    out: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        try:
+            bounds = (int(lo), int(hi)) if sep and lo else (int(part), int(part))
+        except ValueError:
+            raise InvalidBitsError(
+                f"--bits needs whole numbers like 1-8 or 1,2,4; got {text!r}") from None
+        if bounds[0] > bounds[1]:
+            raise InvalidBitsError(f"bit range {part!r} runs backwards")
+        out.extend(range(bounds[0], bounds[1] + 1))
+    for b in out:
+        if not 1 <= b <= MAX_BITS:
+            raise InvalidBitsError(f"bits must be between 1 and {MAX_BITS}, got {b}")
+    return sorted(set(out))
+
+
+def dist_name(args, default="gaussian"):
+    """The distribution named by ``--half-wave`` / ``--dist``, else ``default``."""
+    dist = getattr(args, "dist", None)
+    if getattr(args, "half_wave", False):
+        if dist is not None and dist.lower().replace("_", "-") not in (HALFWAVE, "halfwave"):
+            raise InvalidInputError("--half-wave and --dist name two different distributions")
+        dist = HALFWAVE
+    return dist or default
+
+
+def solve_kwargs(args, default_dist: str = "gaussian") -> dict:
+    """Keyword arguments of :func:`lloydmax.solve` from the shared quantizer options."""
+    return {
+        "dist": dist_name(args, default_dist),
+        "params": parse_params(getattr(args, "param", [])),
+        "uniform": bool(args.uniform),
+        "zero_threshold": args.zero_threshold,
+        "sparsity": args.sparsity,
+        "tol": args.tol,
+    }
+
+
+def output_format(fmt, output, default: str) -> str:
+    """The format to write: --format, else the -o suffix, else ``default``.  A table
+    suffix that contradicts --format is an error, not a file that cannot be read back."""
+    suffix = output.rsplit(".", 1)[-1].lower() if output and "." in output else ""
+    if fmt is None:
+        fmt = suffix if suffix in FORMATS else default
+    elif suffix in FORMATS and suffix != fmt:
+        raise InvalidInputError(f"--format {fmt} does not match the .{suffix} suffix of {output}")
+    if fmt == "npz" and not output:
+        raise InvalidInputError("npz output is binary: give -o FILE")
+    return fmt
+
+
+def emit(data: bytes, output=None) -> None:
+    """``data`` to the file ``output`` (atomically), or to standard output."""
+    if output:
+        atomic_write(output, data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"lloydmax: warning: {message}", file=sys.stderr)
+
+
+def run(parser: argparse.ArgumentParser, argv=None) -> int:
+    """Parse ``argv`` and run the chosen command's handler; returns the exit status.
+
+    Warnings are shown as one line each.  ``--help`` and ``--version`` exit through
+    argparse (``SystemExit(0)``), as usual.
+    """
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning  # one line, no source excerpt
+        return _run(parser, argv)
+
+
+def _run(parser, argv) -> int:
+    try:
+        args = parser.parse_args(argv)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return handler(args)
+    except UsageError as exc:
+        print(f"lloydmax: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConvergenceError as exc:
+        print(f"lloydmax: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (InvalidInputError, LloydMaxError) as exc:
+        print(f"lloydmax: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. piped into head
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("lloydmax: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

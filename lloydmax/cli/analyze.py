@@ -1,0 +1,137 @@
+"""``lloydmax analyze``: histogram real activations and report what each table costs.
+
+The one command that loads :mod:`lloydmax.analysis` (and pandas), lazily in :func:`run`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import save_tables
+from ..errors import InvalidInputError, MissingDependencyError
+from . import _common as C
+
+NAME = "analyze"
+
+EPILOG = """\
+examples:
+  lloydmax analyze activations.npz                     per-layer report, 1-4 bits
+  lloydmax analyze activations.npz --per-channel --bits 2 -o report.csv
+  lloydmax analyze model.onnx --inputs batch.npz --tables-out tables/
+"""
+
+CONVENTIONS = ("hwgq", "round", "deadzone")
+
+
+def register(subparsers):
+    """Add ``analyze`` to the top-level subparsers; returns its parser."""
+    p = C.add_command(subparsers, NAME,
+                      help="histogram real activations and report quantization MSE",
+                      description="Collect activation histograms (per layer, optionally per "
+                                  "channel) and report how each quantizer table fits them: the "
+                                  "unit HWGQ tables times the layer's sigma in each convention, "
+                                  "the exact optimum for the data (DP), uniform steps, clipping.",
+                      epilog=EPILOG)
+    p.add_argument("source", metavar="ACTIVATIONS.npz|.npy|MODEL.onnx",
+                   help="saved activations (one array per layer in an .npz) or an ONNX model")
+    p.add_argument("--inputs", metavar="X.npz", help="model inputs for an .onnx source")
+    p.add_argument("--layers", default="relu",
+                   help="ONNX: which outputs to histogram: relu (default), bn, or a name pattern")
+    p.add_argument("--bits", metavar="RANGE", default="1-4", help="bit-widths (default 1-4)")
+    p.add_argument("--per-channel", action="store_true",
+                   help="one row per channel (channels along --axis) instead of per layer")
+    p.add_argument("--axis", type=int, default=1, help="channel axis of the arrays (default 1)")
+    p.add_argument("--convention", action="append", choices=CONVENTIONS,
+                   help="half-wave conventions to compare (repeatable; default all three)")
+    p.add_argument("--bins", type=int, default=2048, help="histogram bins (default 2048)")
+    p.add_argument("--strict", action="store_true",
+                   help="NaN or Inf in the activations is an error (default: counted, "
+                        "skipped and warned about)")
+    p.add_argument("-o", "--output", metavar="report.csv", help="write the full report as CSV")
+    p.add_argument("--tables-out", metavar="DIR",
+                   help="write the best table per layer (and channel) as JSON files into DIR")
+    p.set_defaults(handler=run)
+    return p
+
+
+def _analysis():
+    """The analysis functions this command uses; pandas is what may be missing."""
+    try:  # the one place the command line reaches into the analysis package
+        from lloydmax.analysis.collect import collect
+        from lloydmax.analysis.report import best_tables, report
+    except ImportError as exc:
+        raise MissingDependencyError(f"lloydmax analyze needs {exc.name}: "
+                                     "pip install 'lloydmax[analysis]'") from None
+    return collect, report, best_tables
+
+
+def _collect(args, collect):
+    """Histograms of ``args.source``: {layer: Histogram}."""
+    axis = args.axis if args.per_channel else None
+    if args.source.lower().endswith(".onnx"):
+        if not args.inputs:
+            raise InvalidInputError("an .onnx model needs --inputs X.npz")
+        from lloydmax.analysis.onnx_collect import collect_onnx
+
+        return collect_onnx(args.source, args.inputs, layers=args.layers, n_bins=args.bins,
+                            axis=axis, strict=args.strict)
+    if args.inputs:
+        raise InvalidInputError("--inputs goes with an .onnx model only")
+    hists = collect(args.source, axis=axis, n_bins=args.bins, strict=args.strict)
+    if not isinstance(hists, dict):
+        hists = {os.path.splitext(os.path.basename(args.source))[0]: hists}
+    return hists
+
+
+def _warn_constant(df) -> None:
+    import pandas as pd
+
+    for _, row in df[df["std"] == 0].iterrows():
+        where = (row["layer"] if pd.isna(row["channel"])
+                 else f"{row['layer']} channel {row['channel']}")
+        print(f"lloydmax: warning: {where} is constant ({row['min']:g}): no table can be fitted "
+              "to it", file=sys.stderr)
+
+
+def _write_tables(df, bits, directory, best_tables) -> None:
+    if not os.path.isdir(directory):
+        raise InvalidInputError(f"--tables-out directory does not exist: {directory}")
+    written = 0
+    for b in bits:
+        for key, table in best_tables(df, b).items():
+            name = key if isinstance(key, str) else f"{key[0]}_ch{key[1]}"
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
+            save_tables([table], os.path.join(directory, f"{safe}_b{b}.json"))
+            written += 1
+    print(f"wrote {written} tables to {directory}", file=sys.stderr)
+
+
+def summary(df, bits) -> str:
+    """A terminal-sized view: statistics and, per bit-width, SQNR of the main methods."""
+    cols = ["layer"] + (["channel"] if df["channel"].notna().any() else [])
+    cols += ["count", "sparsity", "std", "skewness", "kurtosis", "ks_halfwave"]
+    for b in bits:
+        for m in ("hwgq_unit", "round_unit", "dp"):
+            c = f"sqnr_b{b}_{m}"
+            if c in df.columns:
+                cols.append(c)
+    view = df[cols].copy()
+    return (view.to_string(index=False, float_format=lambda v: f"{v:.4g}") + "\n"
+            "(SQNR in dB; full columns with -o report.csv)\n")
+
+
+def run(args) -> int:
+    bits = tuple(C.parse_bits_list(args.bits))
+    if not os.path.exists(args.source):
+        raise InvalidInputError(f"file not found: {args.source}")
+    collect, report, best_tables = _analysis()
+    hists = _collect(args, collect)
+    conventions = tuple(args.convention) if args.convention else CONVENTIONS
+    df = report(hists, bits=bits, per_channel=args.per_channel, conventions=conventions)
+    _warn_constant(df)
+    if args.output:
+        C.emit(df.to_csv(index=False).encode("utf-8"), args.output)
+    C.emit(summary(df, bits).encode("utf-8"))
+    if args.tables_out:
+        _write_tables(df, bits, args.tables_out, best_tables)
+    return C.EXIT_OK
