@@ -10,6 +10,17 @@ from .onnx_collect import collect_onnx, iter_onnx_activations
 from .report import best_tables, report
 from .torch_collect import collect_torch, histograms_from, iter_activations
 
-__all__ = ["Histogram", "WeightedPoints", "all_reduce_histogram", "best_tables", "collect",
-           "collect_onnx", "collect_torch", "histograms_from", "iter_activations",
-           "iter_onnx_activations", "report"]
+__all__ = ["Histogram", "LloydMaxFakeQuantize", "LloydMaxObserver", "WeightedPoints",
+           "all_reduce_histogram", "best_tables", "collect", "collect_onnx", "collect_torch",
+           "histograms_from", "iter_activations", "iter_onnx_activations", "report"]
+
+_LAZY = {"LloydMaxObserver": ".observer", "LloydMaxFakeQuantize": ".observer"}
+
+
+def __getattr__(name):
+    # the torch.ao-style modules need torch: loaded on first use only
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,6 +21,7 @@ counts them apart.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from lloydmax.errors import InvalidDataError, InvalidInputError
 
 from . import _kernels as K
 
-__all__ = ["MAG_BITS", "BinGrid", "canonical_grid"]
+__all__ = ["MAG_BITS", "BinGrid", "WeightedPoints", "canonical_grid", "merge_points"]
 
 MAG_BITS = 60  # bin indices stay below 2^60 in magnitude
 
@@ -216,3 +217,43 @@ class BinGrid:
         """The ``n_bins`` bin centres $(k + 1/2) w$ (float64)."""
         e, k0 = self.defined_grid(ch)
         return np.ldexp((k0 + np.arange(self.n_bins)).astype(np.float64) + 0.5, e)
+
+    def pooled_centres(self, chans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(centres, counts) of every non-empty bin of the channels ``chans``, unsorted:
+        the centres $(k_0 + i + 1/2) 2^e$ of each channel's own grid, as :meth:`centers`
+        computes them, without a copy of the counts when ``chans`` is every channel."""
+        every = chans.size == self.counts.shape[0] and np.array_equal(
+            chans, np.arange(chans.size))
+        counts = self.counts if every else self.counts[chans]
+        grid = self.grid if every else self.grid[chans]
+        rows, cols = np.nonzero(counts)
+        centres = np.ldexp((grid[rows, 1] + cols).astype(np.float64) + 0.5,
+                           grid[rows, 0].astype(np.int32))
+        return centres, counts[rows, cols].astype(np.float64)
+
+
+@dataclass(frozen=True)
+class WeightedPoints:
+    """Bin centres (sorted, with the exact zero as its own point) and their counts.
+
+    Unpacks as ``values, weights = hist.to_weighted_points()``.
+    """
+
+    values: np.ndarray
+    weights: np.ndarray
+
+    def __iter__(self):
+        return iter((self.values, self.weights))
+
+
+def merge_points(values, weights, zeros: float = 0.0) -> WeightedPoints:
+    """Points from several grids in value order, equal values merged (their counts
+    add up), with the point 0 weighted by ``zeros`` when it is non-zero."""
+    if zeros:
+        values, weights = np.append(values, 0.0), np.append(weights, zeros)
+    if values.size == 0:
+        return WeightedPoints(np.zeros(0), np.zeros(0))
+    order = np.argsort(values, kind="stable")
+    values, weights = values[order], weights[order]
+    starts = np.flatnonzero(np.concatenate([[True], np.diff(values) > 0]))
+    return WeightedPoints(values[starts], np.add.reduceat(weights, starts))

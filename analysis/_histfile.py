@@ -23,14 +23,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from lloydmax._files import atomic_write
-from lloydmax._format import dumps_json
-from lloydmax.errors import InvalidInputError
+from lloydmax._format import MAX_FILE_BYTES, decode_json, dumps_json
+from lloydmax._inputs import as_path
+from lloydmax.errors import InvalidInputError, InvalidTableError
 
 from ._exactsum import (
     BASE_EXP,
@@ -160,7 +162,7 @@ def _suffix(path: Path) -> str:
 
 def save(hist, path) -> None:
     """Write atomically to ``.json`` (exact integers) or ``.npz`` (int64 arrays)."""
-    path = Path(path)
+    path = as_path(path, "histogram file path")
     if _suffix(path) == ".json":
         atomic_write(path, dumps_json(to_dict(hist)).encode("ascii"))
     else:
@@ -183,23 +185,41 @@ def encode_npz(hist) -> bytes:
 
 def load(cls, path):
     """Read a histogram written by :func:`save` into a new ``cls`` (a Histogram class)."""
-    path = Path(path)
+    path = as_path(path, "histogram file path")
     suffix = _suffix(path)
     if not path.is_file():
         raise InvalidInputError(f"histogram file not found: {path}")
+    if path.stat().st_size > MAX_FILE_BYTES << 4:  # 1 GiB: counts of many channels
+        raise InvalidInputError(f"{path} is larger than {MAX_FILE_BYTES >> 16} GiB: "
+                                "not a histogram file")
     if suffix == ".json":
-        try:
-            return from_dict(cls, json.loads(path.read_text()))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"{path}: not valid JSON ({exc})") from None
+        try:  # the table format's JSON limits: depth, number size, no NaN literals
+            return from_dict(cls, decode_json(path.read_bytes()))
+        except InvalidTableError as exc:
+            raise InvalidInputError(f"{path}: not a histogram file ({exc})") from None
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"].reshape(-1)[0]))
+            meta = decode_json(str(z["meta"].reshape(-1)[0]))
             stored = {k: z[k] for k in HistogramArrays._fields}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise InvalidInputError(f"{path}: not a histogram archive ({exc})") from None
-    if meta.get("schema") != SCHEMA:
+    except (OSError, KeyError, ValueError, IndexError, EOFError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        raise InvalidInputError(f"{path}: not a histogram archive "
+                                f"({' '.join(str(exc).split())})") from None
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
         raise InvalidInputError(f"{path}: not a {SCHEMA} archive")
+    try:
+        return _from_arrays(cls, path, meta, stored)
+    except InvalidInputError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+            OverflowError) as exc:
+        raise InvalidInputError(f"{path}: malformed histogram archive "
+                                f"({type(exc).__name__}: {exc})") from None
+
+
+def _from_arrays(cls, path, meta: dict, stored: dict):
     hist = cls(n_bins=meta["n_bins"], axis=meta["axis"], strict=meta.get("strict", False))
     if meta["n_channels"] is None:
         return hist

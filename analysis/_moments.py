@@ -24,7 +24,7 @@ import numpy as np
 from . import _kernels as K
 from ._exactsum import TOTAL_LIMBS, power_sums
 
-__all__ = ["PowerSums", "moments", "to_float"]
+__all__ = ["PowerSums", "exact_std", "moments", "sqrt_to_float", "to_float"]
 
 
 def to_float(value: Fraction) -> float:
@@ -33,6 +33,36 @@ def to_float(value: Fraction) -> float:
         return float(value)
     except OverflowError:
         return math.inf if value > 0 else -math.inf
+
+
+_TINY = 2.0 ** -1022  # the smallest normal float64
+
+
+def sqrt_to_float(value: Fraction) -> float:
+    """``sqrt(value)`` as a float for an exact ``value >= 0``, also where ``value`` itself
+    is not a float: 1e300-scale data have a variance near 1e600 (overflow) and an std near
+    1e300; 1000 distinct subnormals a variance near 1e-626 (underflow to 0) and a positive
+    std.  Where ``float(value)`` is a normal number this is ``math.sqrt(float(value))``,
+    bit for bit; elsewhere the integer square root of the value scaled by 4**k, within one
+    ulp."""
+    if value <= 0:
+        return 0.0 if value == 0 else math.nan
+    as_float = to_float(value)
+    if _TINY <= as_float < math.inf:
+        return math.sqrt(as_float)
+    num, den = value.numerator, value.denominator
+    k = max(0, -(-(128 + den.bit_length() - num.bit_length()) // 2))
+    root = math.isqrt((num << (2 * k)) // den)
+    return to_float(Fraction(root, 1 << k))
+
+
+def exact_std(n: int, sums: list[Fraction]) -> float:
+    """Population standard deviation of ``n`` values with exact power sums ``sums``:
+    the square root of the exact variance, rounded once (:func:`sqrt_to_float`)."""
+    if n < 2:
+        return math.nan
+    mean = sums[0] / n
+    return sqrt_to_float(sums[1] / n - mean * mean)
 
 
 def moments(n: int, sums: list[Fraction]) -> tuple[float, float, float, float]:
@@ -92,6 +122,15 @@ class PowerSums:
     def power_sums(self, ch: int) -> list[Fraction]:
         """Exact $[S_1, S_2, S_3, S_4]$ of channel ``ch``."""
         return power_sums(self.limbs[ch])
+
+    def total_power_sums(self, channels) -> list[Fraction]:
+        r"""Exact $[S_1, \dots, S_4]$ over several channels together: their normalised
+        limbs (each below $2^{32}$) are added in int64, which is exact for fewer than
+        $2^{31}$ channels, and converted once, instead of once per channel."""
+        rows = self.limbs[np.asarray(channels, dtype=np.int64)]
+        if rows.shape[0] >= 1 << 31:  # pragma: no cover - far beyond any layer
+            raise OverflowError("too many channels to add in int64")
+        return power_sums(rows.sum(axis=0))
 
     def normalize(self) -> None:
         """Carry every channel's limbs back to the normalised form."""

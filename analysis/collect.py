@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from lloydmax.errors import InvalidDataError, InvalidInputError
+from lloydmax.errors import InvalidDataError, InvalidInputError, LloydMaxError
 
 from ._progress import Progress
 from .histogram import Histogram
@@ -155,40 +156,51 @@ def _collect_npz(path: Path, axis, n_bins, strict, progress) -> dict:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise InvalidInputError(f"{path}: not a readable .npz file ({exc})") from None
+    try:
+        with zf:
+            return _collect_members(zf, path, axis, n_bins, strict, progress)
+    except LloydMaxError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
+            NotImplementedError) as exc:  # a bad CRC, a truncated or odd member
+        raise InvalidInputError(f"{path}: corrupted .npz file ({' '.join(str(exc).split())})"
+                                ) from None
+
+
+def _collect_members(zf, path: Path, axis, n_bins, strict, progress) -> dict:
     out = {}
-    with zf:
-        for member in zf.namelist():
-            name = member[:-4] if member.endswith(".npy") else member
-            hist = Histogram(n_bins=n_bins, axis=axis, strict=strict)
-            with zf.open(member) as fh:
-                try:
-                    version = np.lib.format.read_magic(fh)
-                    if version == (1, 0):
-                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-                    elif version == (2, 0):
-                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-                    else:
-                        fortran, shape, dtype = True, None, None  # read whole, below
-                except ValueError as exc:
-                    raise InvalidInputError(f"{path}: member {member!r} is not an array "
-                                            f"({exc})") from None
-                if not fortran and dtype.kind in "fiu" and len(shape) > 0:
-                    _check_array(np.empty((0,) * len(shape), dtype), axis, f"{path.name}:{name}")
-                    if axis is not None:
-                        hist.ensure_channels(shape[axis])
-                    _feed_stream(hist, _Stream(fh, shape, dtype), axis, progress,
-                                 f"{path.name}:{name}")
-                    out[name] = hist
-                    continue
-            # Fortran order, 0-d, an exotic header or a non-numeric dtype: load this member
-            with np.load(path, allow_pickle=False) as z:
-                try:
-                    arr = z[name]
-                except ValueError as exc:
-                    raise InvalidDataError(f"{path.name}:{name}: cannot read ({exc})") from None
-            _check_array(arr, axis, f"{path.name}:{name}")
-            _feed_array(hist, arr, progress, f"{path.name}:{name}")
-            out[name] = hist
+    for member in zf.namelist():
+        name = member[:-4] if member.endswith(".npy") else member
+        hist = Histogram(n_bins=n_bins, axis=axis, strict=strict)
+        with zf.open(member) as fh:
+            try:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    fortran, shape, dtype = True, None, None  # read whole, below
+            except ValueError as exc:
+                raise InvalidInputError(f"{path}: member {member!r} is not an array "
+                                        f"({exc})") from None
+            if not fortran and dtype.kind in "fiu" and len(shape) > 0:
+                _check_array(np.empty((0,) * len(shape), dtype), axis, f"{path.name}:{name}")
+                if axis is not None:
+                    hist.ensure_channels(shape[axis])
+                _feed_stream(hist, _Stream(fh, shape, dtype), axis, progress,
+                             f"{path.name}:{name}")
+                out[name] = hist
+                continue
+        # Fortran order, 0-d, an exotic header or a non-numeric dtype: load this member
+        with np.load(path, allow_pickle=False) as z:
+            try:
+                arr = z[name]
+            except ValueError as exc:
+                raise InvalidDataError(f"{path.name}:{name}: cannot read ({exc})") from None
+        _check_array(arr, axis, f"{path.name}:{name}")
+        _feed_array(hist, arr, progress, f"{path.name}:{name}")
+        out[name] = hist
     return out
 
 

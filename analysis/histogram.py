@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -39,28 +38,14 @@ import numpy as np
 from lloydmax.errors import InvalidDataError, InvalidInputError
 
 from . import _histfile
-from ._grid import BinGrid
+from ._grid import BinGrid, WeightedPoints, merge_points
 from ._grid import canonical_grid as canonical_grid  # re-exported: the grid of [lo, hi]
 from ._histfile import SCHEMA, HistogramArrays
 from ._kernels import COL_INF, COL_NAN, COL_ZERO
-from ._moments import PowerSums, moments
+from ._moments import PowerSums, exact_std, moments
 from ._stream import CHUNK, add_chunk, as_numeric, block_chunks, check_finite, chunks
 
 __all__ = ["CHUNK", "SCHEMA", "Histogram", "WeightedPoints"]
-
-
-@dataclass(frozen=True)
-class WeightedPoints:
-    """Bin centres (sorted, with the exact zero as its own point) and their counts.
-
-    Unpacks as ``values, weights = hist.to_weighted_points()``.
-    """
-
-    values: np.ndarray
-    weights: np.ndarray
-
-    def __iter__(self):
-        return iter((self.values, self.weights))
 
 
 class Histogram:
@@ -304,6 +289,10 @@ class Histogram:
         :mod:`lloydmax.analysis._exactsum`)."""
         return self._sums.power_sums(self._channel(channel))
 
+    def total_power_sums(self, channels) -> list[Fraction]:
+        """Exact power sums $S_1 .. S_4$ of the given channels pooled (one conversion)."""
+        return self._sums.total_power_sums([self._channel(c) for c in channels])
+
     def _moment(self, index: int):
         return self._out([moments(self._n(c), self._sums.power_sums(c))[index]
                           for c in range(self._stats.shape[0])])
@@ -320,9 +309,9 @@ class Histogram:
 
     @property
     def std(self):
-        """Square root of :attr:`var`."""
-        var = self.var
-        return np.sqrt(var) if isinstance(var, np.ndarray) else math.sqrt(var)
+        """Square root of the exact variance (finite at 1e300, positive for subnormals)."""
+        return self._out([exact_std(self._n(c), self._sums.power_sums(c))
+                          for c in range(self._stats.shape[0])])
 
     @property
     def skewness(self):
@@ -376,6 +365,16 @@ class Histogram:
         if values.size == 0:
             raise InvalidDataError("the histogram holds no finite values for this channel")
         return WeightedPoints(values, weights)
+
+    def pooled_points(self, channels) -> WeightedPoints:
+        """The points of several channels pooled (each on its own grid), with the point 0,
+        sorted and merged, in one vectorised pass; InvalidDataError when there are none."""
+        chans = np.asarray([self._channel(c) for c in channels], dtype=np.int64)
+        values, weights = self._bins.pooled_centres(chans)
+        points = merge_points(values, weights, float(np.sum(self._stats[chans, COL_ZERO])))
+        if points.values.size == 0:
+            raise InvalidDataError("the histogram holds no finite values for these channels")
+        return points
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:

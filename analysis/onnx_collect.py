@@ -15,6 +15,7 @@ onnx and onnxruntime are imported lazily.
 """
 from __future__ import annotations
 
+import ast
 import fnmatch
 import os
 from collections.abc import Iterator, Mapping
@@ -29,7 +30,11 @@ from .torch_collect import histograms_from
 
 __all__ = ["collect_onnx", "iter_onnx_activations", "load_onnx_model", "select_nodes"]
 
-_KEYWORDS = {"relu": "Relu", "bn": "BatchNormalization"}
+_KEYWORDS = {"relu": "Relu", "bn": "BatchNormalization", "activation": None}
+# element-wise activation op types of the ONNX standard ("activation" selects them all)
+_ACTIVATION_OPS = {"Relu", "Clip", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu",
+                   "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softplus", "Softsign",
+                   "Mish", "ThresholdedRelu", "Swish"}
 
 
 def _import_onnx():
@@ -63,7 +68,9 @@ def load_onnx_model(model):
         return copy
     if isinstance(model, (bytes, bytearray, memoryview)):
         try:
-            return onnx.load_from_string(bytes(model))
+            return _with_graph(onnx.load_from_string(bytes(model)), "bytes")
+        except InvalidInputError:
+            raise
         except Exception as exc:  # protobuf DecodeError and friends
             raise InvalidInputError(f"bytes are not an ONNX model ({_one_line(exc)})") from None
     if isinstance(model, (str, os.PathLike)):
@@ -71,11 +78,23 @@ def load_onnx_model(model):
         if not path.is_file():
             raise InvalidInputError(f"ONNX model file not found: {path}")
         try:
-            return onnx.load(str(path))
+            return _with_graph(onnx.load(str(path)), str(path))
+        except InvalidInputError:
+            raise
         except Exception as exc:
             raise InvalidInputError(f"cannot read ONNX model {path} ({_one_line(exc)})") from None
     raise InvalidInputError(
         f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+
+
+def _with_graph(proto, what: str):
+    """An empty (or all-zero) file parses as an empty ModelProto: say so, rather than
+    letting node selection report that the layer pattern selects nothing."""
+    if not proto.graph.node:
+        size = f" ({os.path.getsize(what)} bytes)" if os.path.isfile(what) else ""
+        raise InvalidInputError(f"{what}{size} is not an ONNX model: it holds no graph nodes "
+                                "(an empty or truncated file?)")
+    return proto
 
 
 # ------------------------------------------------------------------ node selection
@@ -88,7 +107,10 @@ def select_nodes(model, layers="relu", where: str = "output") -> list[tuple[str,
     ----------
     model : onnx.ModelProto
     layers : str, sequence of str, or callable
-        * ``"relu"`` (``Relu`` nodes), ``"bn"`` (``BatchNormalization`` nodes);
+        * ``"relu"``: ``Relu`` nodes and ``Clip`` nodes whose min is the constant 0
+          (a ``ReLU6`` exports as ``Clip(x, 0, 6)``); ``"bn"``: ``BatchNormalization``
+          nodes; ``"activation"``: every element-wise activation op (``Relu``, ``Clip``,
+          ``Sigmoid``, ``HardSwish``, ...);
         * a string equal to an op type present in the graph (``"Conv"``, ``"Clip"``);
         * any other string: a :mod:`fnmatch` glob on node names and node output names;
         * a sequence mixing these (their union), or a callable ``f(node) -> bool``.
@@ -98,13 +120,17 @@ def select_nodes(model, layers="relu", where: str = "output") -> list[tuple[str,
     Returns
     -------
     list of (str, str)
-        In graph (topological) order.  The key is the node name when it is non-empty and
-        unique among the selected nodes, otherwise the tensor name.
+        In graph (topological) order.  The key is the PyTorch module path the node came
+        from when the exporter recorded it (``pkg.torch.onnx.name_scopes`` metadata, or a
+        TorchScript-exporter node name ``/features/features.3/Relu``) and it is unique
+        among the selected nodes, so ONNX and torch collections share their keys; else
+        the node name when it is non-empty and unique, otherwise the tensor name.
     """
     if where not in ("output", "input"):
         raise InvalidInputError(f"where must be 'output' or 'input', got {where!r}")
     nodes = list(model.graph.node)
     op_types = {node.op_type for node in nodes}
+    constants = _constant_values(model)
     if callable(layers) and not isinstance(layers, str):
         match = lambda node: bool(layers(node))  # noqa: E731
     else:
@@ -112,14 +138,19 @@ def select_nodes(model, layers="relu", where: str = "output") -> list[tuple[str,
         if not isinstance(items, (list, tuple)) or not items or not all(
                 isinstance(item, str) for item in items):
             raise InvalidInputError(
-                "layers must be 'relu', 'bn', an op type, a name glob pattern, a list of "
-                f"them or a callable(node), got {layers!r}")
+                "layers must be 'relu', 'bn', 'activation', an op type, a name glob "
+                f"pattern, a list of them or a callable(node), got {layers!r}")
         wanted_ops = {_KEYWORDS.get(item, item) for item in items
-                      if item in _KEYWORDS or item in op_types}
+                      if item in _KEYWORDS or item in op_types} - {None}
+        if "activation" in items:
+            wanted_ops |= _ACTIVATION_OPS
+        relu_clips = "relu" in items
         patterns = [item for item in items if item not in _KEYWORDS and item not in op_types]
 
         def match(node):
             if node.op_type in wanted_ops:
+                return True
+            if relu_clips and node.op_type == "Clip" and _clip_min(node, constants) == 0.0:
                 return True
             names = [node.name, *node.output]
             return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names if n)
@@ -130,15 +161,70 @@ def select_nodes(model, layers="relu", where: str = "output") -> list[tuple[str,
             continue
         tensors = node.output if where == "output" else node.input
         if tensors and tensors[0]:
-            chosen.append((node.name, tensors[0]))
+            chosen.append((node, tensors[0]))
     if not chosen:
         shown = ", ".join(sorted(op_types))
         raise InvalidInputError(
             f"layers={layers!r} selects no node (op types in the graph: {shown}); exporters "
             "often fold BatchNormalization into Conv: try layers='relu', where='input'")
-    names = [name for name, _ in chosen]
-    return [(name if name and names.count(name) == 1 else tensor, tensor)
-            for name, tensor in chosen]
+    readable = [_module_path(node) for node, _ in chosen]
+    names = [node.name for node, _ in chosen]
+    out = []
+    for (node, tensor), path in zip(chosen, readable):
+        if path and readable.count(path) == 1:
+            out.append((path, tensor))
+        elif node.name and names.count(node.name) == 1:
+            out.append((node.name, tensor))
+        else:
+            out.append((tensor, tensor))
+    return out
+
+
+def _constant_values(model) -> dict:
+    """Scalar values of the initializers and ``Constant`` nodes (for ``Clip``'s min)."""
+    from onnx import numpy_helper
+
+    values = {}
+    for init in model.graph.initializer:
+        if len(init.dims) == 0 or (len(init.dims) == 1 and init.dims[0] == 1):
+            values[init.name] = numpy_helper.to_array(init)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t is not None:
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def _clip_min(node, constants):
+    """The lower bound of a ``Clip`` node as a float (None when absent or not constant)."""
+    for attr in node.attribute:  # opset < 11
+        if attr.name == "min":
+            return float(attr.f)
+    if len(node.input) > 1 and node.input[1] in constants:
+        value = np.asarray(constants[node.input[1]]).reshape(-1)
+        if value.size == 1:
+            return float(value[0])
+    return None
+
+
+def _module_path(node) -> str | None:
+    """The PyTorch module path a node came from, so ONNX keys equal the torch ones:
+    ``pkg.torch.onnx.name_scopes`` (torch.onnx dynamo exporter; its last entry is the
+    op), else a TorchScript-exporter name ``/features/features.3/Relu``."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return None
+            if isinstance(scopes, list) and len(scopes) >= 2 and scopes[-2]:
+                return str(scopes[-2])
+            return None
+    parts = node.name.split("/")
+    if node.name.startswith("/") and len(parts) >= 3 and parts[-2]:
+        return parts[-2]
+    return None
 
 
 def _expose(onnx, model, tensors) -> None:

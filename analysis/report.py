@@ -9,7 +9,6 @@ for :func:`lloydmax.save_tables`.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -26,6 +25,8 @@ from lloydmax.errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+
+from ._moments import sqrt_to_float
 
 __all__ = ["METHODS_DOC", "best_tables", "report"]
 
@@ -104,46 +105,39 @@ def _check_args(bits, conventions, percentile, eps):
     return bits, conventions, p, e
 
 
-def _channel_pick(value, channel):
-    arr = np.asarray(value)
-    return arr.reshape(-1)[channel] if arr.ndim else arr[()]
+def _channel_summary(hist) -> dict:
+    """Per-channel count, zeros, min and max of a histogram, read once: each property
+    covers every channel, so reading it inside a channel loop would be quadratic."""
+    return {key: np.atleast_1d(np.asarray(getattr(hist, key))).reshape(-1)
+            for key in ("count", "zeros", "min", "max")}
 
 
-def _select(hist, name, channel):
-    """(values, weights, stats) of one channel, or of the whole tensor (channel None)."""
+def _select(hist, name, channel, summary=None):
+    """(values, weights, stats) of one channel, or of the whole tensor (channel None).
+
+    ``summary`` is :func:`_channel_summary` of ``hist``, computed once by the caller."""
     n_ch = hist.n_channels
     if n_ch is None or n_ch == 0:
         raise InvalidDataError(f"layer {name!r}: the histogram is empty (no update yet)")
+    if summary is None:
+        summary = _channel_summary(hist)
     channels = list(range(n_ch)) if channel is None else [channel]
-    values, weights, sums = [], [], [Fraction(0)] * 4
-    count = zeros = 0
-    lo, hi = math.inf, -math.inf
-    for c in channels:
-        n_c = int(_channel_pick(hist.count, c))
-        if n_c == 0:
-            continue
-        pts = hist.to_weighted_points(channel=c, include_zeros=True)
-        v, w = pts
-        values.append(np.asarray(v, dtype=np.float64))
-        weights.append(np.asarray(w, dtype=np.float64))
-        sums = [a + b for a, b in zip(sums, hist.power_sums(c))]
-        count += n_c
-        zeros += int(_channel_pick(hist.zeros, c))
-        lo = min(lo, float(_channel_pick(hist.min, c)))
-        hi = max(hi, float(_channel_pick(hist.max, c)))
+    used = [c for c in channels if int(summary["count"][c]) > 0]
+    count = sum(int(summary["count"][c]) for c in used)
     if count == 0:
         where = "" if channel is None else f" channel {channel}"
         raise InvalidDataError(f"layer {name!r}{where}: the histogram is empty (no finite values)")
-    v = np.concatenate(values)
-    w = np.concatenate(weights)
-    if len(values) > 1:
-        # channels have their own grids: merge their points in value order (ties add up)
-        order = np.argsort(v, kind="stable")
-        v, w = v[order], w[order]
-        starts = np.flatnonzero(np.concatenate([[True], np.diff(v) > 0]))
-        v, w = v[starts], np.add.reduceat(w, starts)
+    zeros = sum(int(summary["zeros"][c]) for c in used)
+    lo = min(float(summary["min"][c]) for c in used)
+    hi = max(float(summary["max"][c]) for c in used)
+    if len(used) == 1:
+        v, w = hist.to_weighted_points(channel=used[0], include_zeros=True)
+        v, w = np.asarray(v, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    else:
+        # channels have their own grids: pool their points in value order (ties add up)
+        v, w = hist.pooled_points(used)
     stats = {"count": count, "zeros": zeros, "min": lo, "max": hi}
-    stats.update(_exact_moments(count, sums))
+    stats.update(_exact_moments(count, hist.total_power_sums(used)))
     return v, w, stats
 
 
@@ -160,12 +154,16 @@ def _exact_moments(n: int, sums) -> dict:
     s1, s2, s3, s4 = (Fraction(s) for s in sums)
     mean = s1 / n
     m2 = s2 / n - mean * mean
-    out = {"mean": _to_float(mean), "std": math.sqrt(_to_float(m2)),
+    # the square roots are taken of the exact values, so 1e300-scale data (m2 near 1e600)
+    # and subnormal data (m2 near 1e-626) keep a finite, non-zero std and sigma (the
+    # half-wave sigma sqrt(2 E[x^2]); the same bits as math.sqrt(2 * power) elsewhere)
+    out = {"mean": _to_float(mean), "std": sqrt_to_float(m2), "sigma": sqrt_to_float(2 * s2 / n),
            "power": _to_float(s2 / n), "skewness": math.nan, "kurtosis": math.nan}
     if m2 > 0:
         m3 = s3 / n - 3 * mean * s2 / n + 2 * mean ** 3
         m4 = s4 / n - 4 * mean * s3 / n + 6 * mean * mean * s2 / n - 3 * mean ** 4
-        out["skewness"] = math.copysign(math.sqrt(_to_float(m3 * m3 / m2 ** 3)), m3) if m3 else 0.0
+        root = math.sqrt(_to_float(m3 * m3 / m2 ** 3))
+        out["skewness"] = (root if m3 > 0 else -root) if m3 else 0.0
         out["kurtosis"] = _to_float(m4 / (m2 * m2) - 3)
     return out
 
@@ -176,7 +174,8 @@ def _exact_moments(n: int, sums) -> dict:
 def _table_mse(table, v, w) -> float:
     """Exact MSE of ``table`` on the weighted points: sum w (v - Q(v))^2 / sum w."""
     d = v - table.quantize(v)
-    return float(np.sum(w * d * d) / np.sum(w))
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e300-scale data: inf, not a warning
+        return float(np.sum(w * d * d) / np.sum(w))
 
 
 def _weighted_percentile(v, w, p: float) -> float:
@@ -214,18 +213,20 @@ def _uniform_table(v, w, bits: int, lo: float, hi: float):
     levels[-1] = hi
     thresholds = 0.5 * (levels[1:] + levels[:-1])
     relu = lo == 0.0 and v[0] >= 0.0
-    # MSE, SQNR and entropy are measured on the data below
-    table = build_table(
+    # measured on the data first (the table's rule: thresholds[i-1] < x <= thresholds[i])
+    index = np.searchsorted(thresholds, v, side="left")
+    d = v - levels[index]
+    total = np.sum(w)
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e300-scale data: inf, not a warning
+        mse = float(np.sum(w * d * d) / total)
+        power = float(np.sum(w * v * v) / total)
+    mass = np.bincount(index, weights=w, minlength=n)
+    p = mass[mass > 0] / total
+    return build_table(
         levels, thresholds, step_z=step, bits=bits, n_levels=n, distribution="empirical",
-        params={"count": round(float(np.sum(w)))}, convention="round" if relu else "none",
-        kind="uniform", mse_z=math.nan, power_z=math.nan, entropy_bits=math.nan, residual=0.0,
-        iterations=0, converged=True)
-    mse = _table_mse(table, v, w)
-    power = float(np.sum(w * v * v) / np.sum(w))
-    mass = np.bincount(table.quantize(v, return_index=True), weights=w, minlength=n)
-    p = mass[mass > 0] / np.sum(w)
-    return replace(table, mse=mse, entropy_bits=float(-np.sum(p * np.log2(p))),
-                   sqnr_db=10.0 * math.log10(power / mse) if mse > 0 else math.inf)
+        params={"count": round(float(total))}, convention="round" if relu else "none",
+        kind="uniform", mse_z=mse, power_z=power, entropy_bits=float(-np.sum(p * np.log2(p))),
+        residual=0.0, iterations=0, converged=True)
 
 
 def _is_valid_table(table) -> bool:
@@ -239,7 +240,7 @@ def _is_valid_table(table) -> bool:
 
 def _method_tables(v, w, stats, bits, conventions, percentile, eps, unit_cache):
     """{method: table or None} for one bit-width on one layer's weighted points."""
-    sigma = math.sqrt(2.0 * stats["power"])
+    sigma = stats["sigma"]
     relu = bool(v[0] >= 0.0)
     out: dict = {}
 
@@ -381,10 +382,12 @@ def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
         if n_ch is None or n_ch == 0:
             raise InvalidDataError(f"layer {name!r}: the histogram is empty (no update yet)")
         channels = list(range(n_ch)) if per_channel else [None]
+        summary = _channel_summary(hist)
         for ch in channels:
-            v, w, stats = _select(hist, name, ch)
-            sigma = math.sqrt(2.0 * stats["power"])
-            power_pts = float(np.sum(w * v * v) / np.sum(w))
+            v, w, stats = _select(hist, name, ch, summary)
+            sigma = stats["sigma"]
+            with np.errstate(over="ignore"):  # 1e300-scale data: inf (SQNR NaN), no warning
+                power_pts = float(np.sum(w * v * v) / np.sum(w))
             row = {"layer": name, "channel": ch, "count": stats["count"],
                    "zeros": stats["zeros"], "sparsity": stats["zeros"] / stats["count"],
                    "mean": stats["mean"], "std": stats["std"], "skewness": stats["skewness"],
@@ -413,8 +416,13 @@ def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
     return df
 
 
-def best_tables(source, bits: int, *, methods=None, **report_kwargs) -> dict:
+def best_tables(source, bits: int, *, methods=None, keep_zero: bool = True,
+                **report_kwargs) -> dict:
     """The least-MSE table per layer (per channel for a per-channel report).
+
+    A non-negative layer keeps an exact zero level by default (``keep_zero``): ReLU
+    hardware and trainers need ``Q(0) = 0``, while the free optimum ``dp`` moves its
+    lowest level slightly off 0 (docs/analysis.md).
 
     Parameters
     ----------
@@ -425,7 +433,11 @@ def best_tables(source, bits: int, *, methods=None, **report_kwargs) -> dict:
         Bit-width to choose at.
     methods : sequence of str, optional
         Restrict the choice to these methods (e.g. ``["uniform_hwgq", "pclip"]`` for the
-        best uniform table); default every method in the report, where ``dp`` always wins.
+        best uniform table); default every method in the report.
+    keep_zero : bool
+        For a layer with no negative value, choose only among tables whose lowest level
+        is exactly 0 (default).  ``False`` picks the least MSE overall, where ``dp``
+        always wins.
 
     Returns
     -------
@@ -465,11 +477,16 @@ def best_tables(source, bits: int, *, methods=None, **report_kwargs) -> dict:
     out = {}
     for _, row in df.iterrows():
         values = row[cols].to_numpy(dtype=np.float64)
+        ch = row["channel"]
+        ch = None if pd.isna(ch) else int(ch)
+        if keep_zero and "min" in row and row["min"] >= 0:
+            for i, col in enumerate(cols):
+                table = store.get((row["layer"], ch, b, col[len(prefix):]))
+                if table is not None and table.levels[0] != 0.0:
+                    values[i] = np.nan
         if np.all(np.isnan(values)):
             continue
         method = cols[int(np.nanargmin(values))][len(prefix):]
-        ch = row["channel"]
-        ch = None if pd.isna(ch) else int(ch)
         table = store.get((row["layer"], ch, b, method))
         if table is None:
             raise InvalidInputError(f"no stored table for layer {row['layer']!r} "

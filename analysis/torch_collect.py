@@ -35,7 +35,7 @@ from .histogram import Histogram
 
 __all__ = ["collect_torch", "histograms_from", "iter_activations", "select_modules"]
 
-_KEYWORDS = ("relu", "bn")
+_KEYWORDS = ("relu", "bn", "activation")
 
 
 def _import_torch():
@@ -50,11 +50,10 @@ def _import_torch():
 # ------------------------------------------------------------------ layer selection
 
 
-def _keyword_types(torch, keyword):
-    nn = torch.nn
-    if keyword == "relu":
-        return (nn.ReLU,)
-    return (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+def _keyword_predicate(keyword):
+    # one definition of "relu" for the collectors and lloydmax.torch.convert
+    from lloydmax._torch_layers import keyword_predicate
+    return keyword_predicate(keyword)
 
 
 def _matcher(torch, layers) -> Callable[[str, object], bool]:
@@ -66,29 +65,32 @@ def _matcher(torch, layers) -> Callable[[str, object], bool]:
         return lambda name, module: bool(layers(name, module))
     if isinstance(layers, (tuple, list)) and layers:
         types: list[type] = []
+        predicates = []
         patterns: list[str] = []
         for item in layers:
             if isinstance(item, type):
                 types.append(item)
             elif isinstance(item, str) and item in _KEYWORDS:
-                types.extend(_keyword_types(torch, item))
+                predicates.append(_keyword_predicate(item))
             elif isinstance(item, str):
                 patterns.append(item)
             else:
                 raise InvalidInputError(
-                    f"layers entries must be 'relu', 'bn', a module type or a name pattern, "
-                    f"got {item!r}")
+                    "layers entries must be 'relu', 'bn', 'activation', a module type or a "
+                    f"name pattern, got {item!r}")
         types_t = tuple(types)
 
         def match(name, module):
             if types_t and isinstance(module, types_t):
                 return True
+            if any(pred(module) for pred in predicates):
+                return True
             return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
         return match
     raise InvalidInputError(
-        "layers must be 'relu', 'bn', a module type, a tuple of them, a name glob pattern "
-        f"or a callable(name, module), got {layers!r}")
+        "layers must be 'relu', 'bn', 'activation', a module type, a tuple of them, a name "
+        f"glob pattern or a callable(name, module), got {layers!r}")
 
 
 def select_modules(model, layers="relu") -> list[tuple[str, object]]:
@@ -98,13 +100,16 @@ def select_modules(model, layers="relu") -> list[tuple[str, object]]:
     ----------
     model : torch.nn.Module
     layers : str, type, tuple or callable
-        * ``"relu"``: every ``nn.ReLU`` module;
+        * ``"relu"``: every ``nn.ReLU``, ``nn.ReLU6`` and ``nn.Hardtanh(min_val=0)``
+          module (MobileNetV2's ReLU6 included);
         * ``"bn"``: every ``nn.BatchNorm1d/2d/3d`` and ``nn.SyncBatchNorm`` (the
           pre-activation, before the ReLU that follows it);
+        * ``"activation"``: every element-wise activation module of ``torch.nn``
+          (ReLU-like, GELU, SiLU, Hardswish, Sigmoid, Tanh, ...);
         * a module type or a tuple of types: ``isinstance`` test;
         * any other string: a :mod:`fnmatch` glob on the qualified module name
-          (``"features.*.relu"``); ``"relu"`` and ``"bn"`` are keywords, so select a
-          module literally named ``relu`` with ``"[r]elu"``;
+          (``"features.*.relu"``); ``"relu"``, ``"bn"`` and ``"activation"`` are keywords,
+          so select a module literally named ``relu`` with ``"[r]elu"``;
         * a tuple or list mixing the above: their union;
         * a callable ``f(name, module) -> bool``.
 
@@ -123,9 +128,16 @@ def select_modules(model, layers="relu") -> list[tuple[str, object]]:
         names = [n for n, _ in model.named_modules() if n]
         shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
         hint = ""
-        if layers == "relu":
-            hint = ("; a ReLU called as F.relu/torch.relu in forward is not a module and "
-                    "cannot be hooked: use layers='bn' (pre-activations) instead")
+        if layers in ("relu", "activation"):
+            from lloydmax._torch_layers import activation_types_in
+            found = activation_types_in(model)
+            if found:
+                hint = (f"; the model's activation modules are {', '.join(found)}: select "
+                        "them with layers='activation' or their type")
+            else:
+                hint = ("; the model has no activation module: a ReLU called as "
+                        "F.relu/torch.relu in forward cannot be hooked, so use layers='bn' "
+                        "(the pre-activations) instead")
         raise InvalidInputError(f"layers={layers!r} selects no module (modules: {shown}){hint}")
     return chosen
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,14 @@ from ._table import QuantizerTable, build_table
 from .errors import InvalidInputError, InvalidTableError
 
 __all__ = ["CheckResult", "check", "table_from_levels", "table_from_step"]
+
+
+class _Cells(NamedTuple):
+    """The part of a table that :func:`evaluate` reads when given a distribution."""
+
+    levels: np.ndarray
+    thresholds: np.ndarray
+    convention: str
 
 _UNIFORM_RTOL = 1e-6  # equal spacings up to this relative error make a table "uniform"
 
@@ -105,17 +114,15 @@ def table_from_levels(levels, *, convention=None, dist="halfwave-gaussian", para
         step = float(spacing.mean())
     if not kind_uniform:
         step = None
-    # the measured fields are filled in from evaluate() below
-    table = build_table(
-        lv, thr, step_z=step, bits=bits, n_levels=n, distribution=d.name, params=d.params,
-        convention=conv, kind="uniform" if kind_uniform else "nonuniform", mse_z=math.nan,
-        power_z=math.nan, entropy_bits=math.nan, residual=math.nan, iterations=0,
-        converged=False, zero_threshold_z=0.0 if conv == "hwgq" else eps)
-    ev = evaluate(table)
+    ev = evaluate(_Cells(lv, thr, conv), dist=d)
     residual = (ev["midpoint_residual"] if kind_uniform
                 else max(ev["midpoint_residual"], ev["centroid_residual"]))
-    return replace(table, mse=ev["mse"], sqnr_db=ev["sqnr_db"], entropy_bits=ev["entropy_bits"],
-                   residual=residual, converged=bool(residual <= 1e-9))
+    table = build_table(
+        lv, thr, step_z=step, bits=bits, n_levels=n, distribution=d.name, params=d.params,
+        convention=conv, kind="uniform" if kind_uniform else "nonuniform", mse_z=ev["mse"],
+        power_z=math.nan, entropy_bits=ev["entropy_bits"], residual=residual, iterations=0,
+        converged=bool(residual <= 1e-9), zero_threshold_z=0.0 if conv == "hwgq" else eps)
+    return replace(table, sqnr_db=ev["sqnr_db"])  # evaluate's, from the density's E[X^2]
 
 
 def table_from_step(step, bits=None, *, n_levels=None, dist="halfwave-gaussian", params=None,
@@ -178,6 +185,11 @@ class CheckResult:
         MSE of the non-uniform optimum in the same convention (a lower bound for both).
     kind, convention, distribution, params, bits, n_levels
         What was compared.
+    pin_levels : tuple
+        Levels the optimum was held at (empty: a free optimum).
+    input_scale : float or None
+        With ``best_scale``: the factor the given levels were multiplied by (the one that
+        minimises their MSE under the distribution); None otherwise.
     """
 
     table: QuantizerTable
@@ -196,6 +208,8 @@ class CheckResult:
     params: dict
     bits: int
     n_levels: int
+    pin_levels: tuple = ()
+    input_scale: float | None = None
 
     def within(self, tolerance_percent: float) -> bool:
         """True when the excess MSE is at most ``tolerance_percent`` (for ``--strict``)."""
@@ -225,6 +239,8 @@ class CheckResult:
             "optimal_step": num(self.optimal_step),
             "optimal_levels": [float(v) for v in self.optimal_levels],
             "nonuniform_mse": float(self.nonuniform_mse),
+            "pin_levels": [float(v) for v in self.pin_levels],
+            "input_scale": num(self.input_scale),
         }
 
     def to_text(self) -> str:
@@ -236,6 +252,11 @@ class CheckResult:
                  f"{self.kind}{conv}"]
         if t.convention == "deadzone":
             lines.append(f"dead-zone threshold eps = {t.zero_threshold:.6g}")
+        if self.input_scale is not None:
+            lines.append(f"given levels scaled by {self.input_scale:.6g} (the best scale)")
+        if self.pin_levels:
+            lines.append("optimum with pinned levels " + " ".join(f"{v:g}"
+                                                               for v in self.pin_levels))
         if t.step is not None:
             lines.append(f"step          given {t.step:.6g}   optimal {o.step:.6g}")
         else:
@@ -254,7 +275,7 @@ class CheckResult:
 
 def check(table=None, *, levels=None, step=None, bits=None, n_levels=None, dist=None,
           params=None, convention=None, zero_threshold=None, sparsity=None,
-          uniform=None) -> CheckResult:
+          uniform=None, pin_levels=None, best_scale: bool = False) -> CheckResult:
     """Hold a quantizer table against the exact optimum of the same kind and convention.
 
     Give exactly one of
@@ -282,6 +303,14 @@ def check(table=None, *, levels=None, step=None, bits=None, n_levels=None, dist=
         Half-wave convention, as in :func:`lloydmax.solve`.
     uniform : bool, optional
         Kind of the given levels (default: detected from their spacing).
+    pin_levels : sequence of float, optional
+        Compare with the optimum whose levels include these values
+        (:func:`lloydmax.solve` with ``pin_levels``; non-uniform only), e.g. NF4's
+        ``[-1, 0, 1]``.
+    best_scale : bool
+        First multiply the given levels by the factor ``s`` that minimises their MSE
+        under the distribution (a codebook used as ``s * levels``, such as NF4 on
+        N(0, 1)); reported as ``input_scale``.
 
     Returns
     -------
@@ -331,16 +360,44 @@ def check(table=None, *, levels=None, step=None, bits=None, n_levels=None, dist=
         given_table = table_from_step(step, bits, n_levels=n_levels, dist=d,
                                       convention=convention, zero_threshold=zero_threshold,
                                       sparsity=sparsity)
-    return _compare(given_table, d)
+    scale = None
+    if best_scale:
+        given_table, scale = _best_scaled(given_table, d, convention, zero_threshold,
+                                          sparsity, uniform)
+    return _compare(given_table, d, pin_levels, scale)
 
 
-def _compare(t: QuantizerTable, d) -> CheckResult:
+def _best_scaled(t: QuantizerTable, d, convention, zero_threshold, sparsity, uniform):
+    """The table ``s * levels`` with the least MSE under ``d`` (golden-section search on
+    log s, bracketed around the scale that matches the spread of the levels to the
+    distribution's), and ``s``."""
+    from scipy.optimize import minimize_scalar
+
+    levels = np.asarray(t.levels)
+    centre_x = d.loc if not d.halfwave else 0.0
+
+    def build(log_s):
+        s = math.exp(log_s)
+        return table_from_levels(centre_x + s * (levels - centre_x), convention=convention,
+                                 dist=d, zero_threshold=zero_threshold, sparsity=sparsity,
+                                 uniform=uniform)
+
+    res = minimize_scalar(lambda u: build(u).mse, bounds=(-6.0, 6.0), method="bounded",
+                          options={"xatol": 1e-10})
+    return build(float(res.x)), math.exp(float(res.x))
+
+
+def _compare(t: QuantizerTable, d, pin_levels=None, scale=None) -> CheckResult:
     kw = {"n_levels": t.n_levels, "dist": d}
     if d.halfwave:
         kw["convention"] = t.convention
         if t.convention == "deadzone":
             kw["zero_threshold"] = t.zero_threshold
     uniform = t.kind == "uniform"
+    if pin_levels is not None:
+        if uniform:
+            raise InvalidInputError("pinned levels need a non-uniform table (uniform=False)")
+        kw["pin_levels"] = pin_levels
     opt = solve(uniform=uniform, **kw)
     nonuni = opt if not uniform else solve(uniform=False, **kw)
     ev = evaluate(t)
@@ -350,4 +407,6 @@ def _compare(t: QuantizerTable, d) -> CheckResult:
         centroid_violation=ev["centroid_residual"], midpoint_violation=ev["midpoint_residual"],
         optimal_step=opt.step, optimal_levels=opt.levels, nonuniform_mse=nonuni.mse,
         kind=t.kind, convention=t.convention, distribution=d.name, params=dict(d.params),
-        bits=t.bits, n_levels=t.n_levels)
+        bits=t.bits, n_levels=t.n_levels,
+        pin_levels=tuple(float(v) for v in np.sort(np.asarray(pin_levels, dtype=float)))
+        if pin_levels is not None else (), input_scale=scale)

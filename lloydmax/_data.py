@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._conventions import Layout, layout, resolve_levels
+from ._inputs import as_float_array
 from ._solver import check_status
 from ._table import QuantizerTable, build_table
 from .errors import ConventionError, InvalidDataError
@@ -18,7 +19,7 @@ __all__ = ["solve_data", "standardized_points", "Points", "data_metrics"]
 
 
 def _clean_data(x, weights):
-    arr = np.asarray(x, dtype=np.float64).reshape(-1)
+    arr = as_float_array(x, "data").reshape(-1)
     if arr.size == 0:
         raise InvalidDataError("data is empty")
     bad = ~np.isfinite(arr)
@@ -28,8 +29,9 @@ def _clean_data(x, weights):
             "values; remove them first")
     if weights is None:
         w = np.ones_like(arr)
+        w_scale = 1.0
     else:
-        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        w = as_float_array(weights, "weights").reshape(-1)
         if w.shape != arr.shape:
             raise InvalidDataError(f"weights have {w.size} entries but data has {arr.size}")
         if not np.all(np.isfinite(w)) or np.any(w < 0):
@@ -38,8 +40,15 @@ def _clean_data(x, weights):
         arr, w = arr[keep], w[keep]
         if arr.size == 0:
             raise InvalidDataError("every weight is zero")
+        # only relative weights matter: where their sum overflows (1e308 weights) or they
+        # are tiny enough to underflow in products, scale them so the largest is 1
+        top, w_scale = float(np.max(w)), 1.0
+        with np.errstate(over="ignore"):
+            total = float(np.sum(w))
+        if not (math.isfinite(total) and top > 1e-290):
+            w, w_scale = w / top, top
     order = np.argsort(arr, kind="stable")
-    return arr[order], w[order]
+    return arr[order], w[order], w_scale
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class Points:
     relu: bool
     shift: float
     scale: float
+    w_scale: float = 1.0  # the caller's weights are w_scale * w
 
 
 def standardized_points(x, weights, n: int, convention, zero_threshold) -> Points:
@@ -70,9 +80,9 @@ def standardized_points(x, weights, n: int, convention, zero_threshold) -> Point
         Empty, NaN/Inf, constant data, fewer distinct values than levels, or negative
         values under a half-wave convention.
     """
-    xs, w = _clean_data(x, weights)
+    xs, w, w_scale = _clean_data(x, weights)
     count = int(xs.size)
-    starts = np.flatnonzero(np.concatenate([[True], np.diff(xs) > 0]))
+    starts = np.flatnonzero(np.concatenate([[True], xs[1:] > xs[:-1]]))  # no overflow
     xs, w = xs[starts], np.add.reduceat(w, starts)
     if xs.size == 1:
         raise InvalidDataError(f"data is constant (every value is {xs[0]:g}): nothing to quantize")
@@ -82,9 +92,41 @@ def standardized_points(x, weights, n: int, convention, zero_threshold) -> Point
     relu = convention is not None or zero_threshold is not None
     if relu and xs[0] < 0:
         raise InvalidDataError("half-wave conventions need non-negative (ReLU) data")
-    shift = 0.0 if relu else float(np.average(xs, weights=w))
-    scale = float(np.max(np.abs(xs - shift)))
-    return Points(xs, w, (xs - shift) / scale, count, relu, shift, scale)
+    shift = 0.0 if relu else _weighted_mean(xs, w)
+    # scale first: xs - shift overflows for data spanning more than half the float range
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = float(np.max(np.abs(xs - shift)))
+        if not math.isfinite(scale):
+            scale = 2.0 * float(np.max(np.abs(0.5 * xs - 0.5 * shift)))
+        z = (xs - shift) / scale
+        distinct = bool(np.all(z[1:] > z[:-1]))
+    if not (math.isfinite(scale) and distinct):
+        # centring lost distinct values (2.42e-107 next to 0 and a mean of 0.375) or
+        # overflowed: standardise by a power of two only, which is exact
+        shift, scale = 0.0, _power_of_two_above(float(np.max(np.abs(xs))))
+        z = xs / scale
+        if not np.all(z[1:] > z[:-1]):
+            raise InvalidDataError("data values are too close together to be told apart "
+                                   "after scaling (subnormal values next to large ones)")
+    return Points(xs, w, z, count, relu, shift, scale, w_scale)
+
+
+def _power_of_two_above(value: float) -> float:
+    """The least power of two >= ``value`` (2**1023 at most, so it stays finite)."""
+    mantissa, exponent = math.frexp(value)
+    return math.ldexp(1.0, min(exponent - (mantissa == 0.5), 1023))
+
+
+def _weighted_mean(xs, w) -> float:
+    """Weighted mean (numpy's); where it overflows (1.7e308 data, 1e308 weights) the data
+    are divided by their largest magnitude before the products and sums.  The mean is
+    clipped into the data's range (rounding can put it a hair outside)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(np.average(xs, weights=w))
+    if not math.isfinite(mean):
+        top = float(np.max(np.abs(xs)))
+        mean = top * float(np.sum(w * (xs / top)) / np.sum(w))
+    return min(max(mean, float(xs[0])), float(xs[-1]))
 
 
 def solve_data(x, bits=None, *, n_levels=None, weights=None, uniform: bool = False,
@@ -197,12 +239,14 @@ def data_table(pts: Points, levels, thresholds, lay: Layout, *, bits, n, kind, s
     """The table of a data fit, in the data's units (:func:`build_table`), with the MSE
     and entropy from :func:`data_metrics` (and its residual when ``residual`` is None)."""
     mse_z, entropy, measured = data_metrics(pts.z, pts.w, levels, thresholds, lay)
+    with np.errstate(over="ignore"):  # the sum of 1e308 weights: left out of the params
+        weight = pts.w_scale * float(np.sum(pts.w))
     residual = measured if residual is None else residual
     power_z = float(np.average((pts.z + pts.shift / pts.scale) ** 2, weights=pts.w))
     return build_table(
         levels, thresholds, shift=pts.shift, scale=pts.scale, step_z=step_z, bits=bits,
         n_levels=n, kind=kind, distribution="empirical",
-        params={"count": pts.count, "weight": float(np.sum(pts.w))},
+        params={"count": pts.count, **({"weight": weight} if math.isfinite(weight) else {})},
         convention=lay.convention, mse_z=mse_z, power_z=power_z, entropy_bits=entropy,
         residual=residual, iterations=iterations, converged=converged,
         zero_threshold_z=lay.zero_threshold)

@@ -56,6 +56,9 @@ class Distribution:
     pm_w: float = 0.0
     symmetric: bool = False
     reach: tuple = (-_GAUSS_REACH, _GAUSS_REACH)
+    # a tabulated density keeps its scipy.stats distribution for the certificate
+    # (lloydmax._certificate) and its singular points [s0, alpha0, s1, alpha1] in kparams
+    frozen: object = field(default=None, repr=False)
 
     @property
     def halfwave(self) -> bool:
@@ -116,12 +119,35 @@ def _uniform(low=0.0, high=1.0):
                         scale=high - low, symmetric=True, reach=(0.0, 1.0))
 
 
+def _absmax_gaussian(block=64):
+    """x / max|x| over blocks of ``block`` iid N(0, 1) values (:mod:`._dists_blocks`)."""
+    from ._dists_blocks import absmax_gaussian_table
+
+    block, tab_x, tab_p = absmax_gaussian_table(block)
+    return Distribution("absmax-gaussian", {"block": block}, K.TAB, tab_x=tab_x, tab_p=tab_p,
+                        symmetric=True, reach=(-1.0, 1.0))
+
+
+def _sphere_coordinate(dim=128):
+    """One coordinate of a uniform point on the sphere of R^dim (:mod:`._dists_blocks`)."""
+    from dataclasses import replace
+
+    from ._dists_blocks import sphere_dim, sphere_shape
+
+    dim = sphere_dim(dim)
+    a = sphere_shape(dim)
+    d = _scipy_distribution("beta", "beta", {"a": a, "b": a, "loc": -1.0, "scale": 2.0})
+    return replace(d, name="sphere-coordinate", params={"dim": dim})
+
+
 _BUILTIN: dict[str, Callable[..., Distribution]] = {
     "gaussian": _gaussian,
     HALFWAVE: _halfwave,
     "half-normal": _half_normal,
     "laplace": _laplace,
     "uniform": _uniform,
+    "absmax-gaussian": _absmax_gaussian,
+    "sphere-coordinate": _sphere_coordinate,
 }
 _ALIASES = {
     "normal": "gaussian",
@@ -137,6 +163,8 @@ _BUILTIN_PARAMS = {
     "half-normal": ("std",),
     "laplace": ("loc", "scale"),
     "uniform": ("low", "high"),
+    "absmax-gaussian": ("block",),
+    "sphere-coordinate": ("dim",),
 }
 
 
@@ -155,7 +183,10 @@ def get_distribution(name: str, **params) -> Distribution:
 
     Built-ins: ``gaussian(mean, std)``, ``halfwave-gaussian(std)`` (ReLU of N(0, std^2):
     mass 1/2 at 0 plus the half-normal density), ``half-normal(std)``,
-    ``laplace(loc, scale)`` and ``uniform(low, high)``.  Any other name is looked up in
+    ``laplace(loc, scale)``, ``uniform(low, high)``, ``absmax-gaussian(block)`` (x / max|x|
+    in blocks of ``block`` iid N(0, 1) values) and ``sphere-coordinate(dim)`` (one
+    coordinate of a uniform point on the sphere of R^dim); see
+    :mod:`lloydmax._dists_blocks`.  Any other name is looked up in
     ``scipy.stats`` (shape parameters plus ``loc`` and ``scale``) and tabulated.
 
     Raises
@@ -215,57 +246,170 @@ def _scipy_distribution(key: str, shown: str, params: dict) -> Distribution:
     probe = std * np.array([0.1, 0.5, 1.0, 2.0, 3.5])
     symmetric = bool(np.allclose(frozen.pdf(mean + probe), frozen.pdf(mean - probe),
                                  rtol=1e-12, atol=0.0))
-    tab_x, tab_p = _tabulate(frozen, mean, std, symmetric=symmetric)
-    return Distribution(key, values, K.TAB, loc=mean, scale=std, tab_x=tab_x, tab_p=tab_p,
-                        symmetric=symmetric, reach=(float(tab_x[0]), float(tab_x[-1])))
+    singular = _singular_points(frozen, mean, std, symmetric)
+    # standardise about a singular point itself (a symmetric density: about its centre),
+    # so that nodes 1e-40 std from it stay representable in z
+    loc = singular[0][0] if singular and not symmetric else mean
+    tab_x, tab_p, kparams = _tabulate(frozen, loc, std, singular, symmetric)
+    return Distribution(key, values, K.TAB, loc=loc, scale=std, tab_x=tab_x, tab_p=tab_p,
+                        kparams=kparams, symmetric=symmetric, frozen=frozen,
+                        reach=(float(tab_x[0]), float(tab_x[-1])))
 
 
-def _tabulate(frozen, mean: float, std: float, n_central: int = 1 << 18, n_tail: int = 8000,
-              symmetric: bool = False):
-    """Piecewise-linear density in standardised units: a fine uniform grid over the
-    central [1e-7, 1 - 1e-7] quantile range and quantile-spaced nodes in each tail out to
-    1e-15, so that heavy tails keep their mass.  Normalised to total mass 1.
+_SING_NEAR = 1e-40   # innermost geometric node, in std units from the singular point
+_SING_RATIO = 1.01   # ratio of successive geometric nodes around a singular point
+
+
+def _singular_points(frozen, mean: float, std: float, symmetric: bool) -> list:
+    """Integrable singular points of the density, [(x, alpha)] in the user's units,
+    where p(x) ~ |x - s|^alpha with -1 < alpha < 0: the finite edges of the support,
+    and the centre of a symmetric density (dgamma, dweibull).  The exponent is read off
+    the log-log slope between 1e-30 and 1e-20 std from the point."""
+    lo_s, hi_s = (float(v) for v in frozen.support())
+    probes = []
+    if math.isfinite(lo_s):
+        probes.append((lo_s, 1.0))
+    if math.isfinite(hi_s):
+        probes.append((hi_s, -1.0))
+    if symmetric:
+        probes.append((mean, 1.0))
+    out = []
+    with np.errstate(all="ignore"):
+        for s, direction in probes:
+            near, far = (float(frozen.pdf(s + direction * d * std)) for d in (1e-30, 1e-20))
+            if not (math.isfinite(near) and math.isfinite(far)) or near <= 0.0 or far <= 0.0:
+                if near == math.inf or far == math.inf:
+                    raise InvalidInputError(
+                        "could not tabulate the density of this distribution: it is "
+                        "infinite next to a singular point")
+                continue
+            alpha = math.log(near / far) / math.log(1e-10)
+            if alpha < -1e-6:
+                if alpha <= -1.0 + 1e-9:
+                    raise InvalidInputError(
+                        "the density of this distribution is not integrable at a singular point")
+                out.append((s, alpha))
+    if len(out) > 2:
+        raise InvalidInputError(
+            "the density of this distribution has more than two singular points; "
+            "lloydmax handles up to two")
+    return out
+
+
+_CENTRAL_Q = 1e-4  # the uniform grid spans the [1e-4, 1 - 1e-4] quantile range
+
+
+def _tabulate(frozen, loc: float, std: float, singular: list, symmetric: bool,
+              n_central: int = 1 << 18):
+    """Tabulate p = w g in standardised units z = (x - loc) / std, for the kernels'
+    tabulated densities (:mod:`lloydmax._kernels.tabulated`): w(z) = prod |z - s_k|^alpha_k
+    over the singular points, g = p / w at the nodes.
+
+    Nodes: a uniform grid of ``n_central`` over the central [1e-4, 1 - 1e-4] quantile
+    range (g linear there); quantile-spaced nodes in each tail, 1000 per decade of tail
+    probability down to 1e-20 and 50 per decade on to 1e-300 (where scipy's ppf/isf
+    reach), so that a heavy tail keeps its mass and its first moments out to where the
+    outermost level of 16 bits lies; and geometric nodes (ratio 1.01) from 1e-40 std out
+    around each singular point.  In each tail g is read as exponential or power-law
+    pieces, whichever reproduces the density best at the midpoints of the nodes.
 
     A symmetric density is tabulated on its upper half and mirrored, so that the table is
     exactly symmetric (separate ppf/isf calls differ in the last bits, which would leave
-    the solver's symmetric projection chasing an asymmetry of 1e-11)."""
+    the solver's symmetric projection chasing an asymmetry of 1e-11).  Normalised to
+    total mass 1 by the kernel's own cell moments."""
+    mean = loc
+    lo_s, hi_s = ((float(v) - mean) / std for v in frozen.support())
+    with np.errstate(all="ignore"):
+        edges = (frozen.ppf(_CENTRAL_Q), frozen.isf(_CENTRAL_Q))
+        central = (np.linspace(*edges, n_central) - mean) / std
+        tail_p = np.concatenate([np.geomspace(_CENTRAL_Q, 1e-20, 16000),
+                                 np.geomspace(1e-20, 1e-300, 14000)[1:]])
+        tails = (np.concatenate([frozen.ppf(tail_p), frozen.isf(tail_p)]) - mean) / std
+    xl, xr = ((float(v) - mean) / std for v in edges)
     if symmetric:
-        upper = frozen.isf(np.geomspace(0.5, 1e-15, n_tail))
-        upper = np.concatenate([np.linspace(mean, frozen.isf(1e-7), n_central // 2), upper])
-        z = np.unique((upper[np.isfinite(upper)] - mean) / std)
-        z = z[z > 0.0]
-        p = frozen.pdf(mean + std * z) * std
-        keep = np.isfinite(p)
-        z, p = z[keep], p[keep]
-        p0 = float(frozen.pdf(mean)) * std
-        z = np.concatenate([-z[::-1], [0.0], z])
-        p = np.concatenate([p[::-1], [p0], p])
-        mass = float(np.sum(0.5 * (p[1:] + p[:-1]) * np.diff(z)))
-        if not (mass > 0.0 and math.isfinite(mass) and math.isfinite(p0)):
-            raise InvalidInputError("could not tabulate the density of this distribution")
-        return (np.ascontiguousarray(z, dtype=np.float64),
-                np.ascontiguousarray(p / mass, dtype=np.float64))
-    lo_s, hi_s = (float(v) for v in frozen.support())
-    central = np.linspace(frozen.ppf(1e-7), frozen.isf(1e-7), n_central)
-    tail_p = np.geomspace(1e-7, 1e-15, n_tail)[1:]
-    left = frozen.ppf(tail_p)[::-1]
-    right = frozen.isf(tail_p)
-    nodes = np.concatenate([left, central, right])
+        xr = max(abs(xl), abs(xr))
+        xl = -xr
+    h = float(np.max(np.diff(central)))
+    count = math.ceil(math.log(max(100.0 * h, 1e-30) / _SING_NEAR) / math.log(_SING_RATIO))
+    geo = _SING_NEAR * _SING_RATIO ** np.arange(max(count, 1) + 1)
+    parts = [central, tails]
+    singular = [((x - mean) / std, alpha) for x, alpha in singular]
+    for s, _ in singular:
+        parts += [np.array([s]), s + geo, s - geo]
+    nodes = np.concatenate(parts)
+    if symmetric:
+        nodes = np.concatenate([np.abs(nodes), [0.0]])
+    nodes = nodes[np.isfinite(nodes) & (nodes >= lo_s) & (nodes <= hi_s)]
     if math.isfinite(lo_s):
-        nodes = np.concatenate([[lo_s], nodes])
+        nodes = np.concatenate([nodes, [lo_s]])
     if math.isfinite(hi_s):
         nodes = np.concatenate([nodes, [hi_s]])
-    nodes = np.unique(nodes[np.isfinite(nodes)])
-    dens = frozen.pdf(nodes)
-    if not np.all(np.isfinite(dens)):
-        # an unbounded density at the edge of the support: step just inside it
-        bad = ~np.isfinite(dens)
-        nodes = nodes[~bad]
-        dens = dens[~bad]
-    z = (nodes - mean) / std
-    p = dens * std
-    mass = float(np.sum(0.5 * (p[1:] + p[:-1]) * np.diff(z)))
-    if not (mass > 0.0 and math.isfinite(mass)):
+    z = np.unique(nodes)
+    if symmetric:
+        z = z[z >= 0.0]
+        z = np.unique(np.concatenate([-z, z]))
+    kparams = np.zeros(8)
+    kparams[4], kparams[5] = xl, xr
+    for k, (s, alpha) in enumerate(singular):
+        kparams[2 * k] = s
+        kparams[2 * k + 1] = alpha
+    is_sing = np.zeros(z.size, dtype=bool)
+    for s, _ in singular:
+        is_sing |= z == s
+        # ppf of a tail probability near 1e-300 lands within denormals of the point,
+        # where neither |z - s|^alpha nor g is accurate: the closed-form first piece
+        # covers that stretch instead
+        near = (np.abs(z - s) < 0.5 * _SING_NEAR) & (z != s)
+        z, is_sing = z[~near], is_sing[~near]
+    with np.errstate(all="ignore"):
+        p = frozen.pdf(mean + std * z) * std
+        w = np.ones_like(z)
+        for s, alpha in singular:
+            w *= np.abs(z - s) ** alpha
+        g = p / w
+    g[is_sing] = np.nan
+    keep = np.isfinite(g) | is_sing
+    z, g, is_sing = z[keep], g[keep], is_sing[keep]
+    for idx in np.flatnonzero(is_sing):  # g at the point itself: its neighbour's value
+        nbr = [j for j in (idx - 1, idx + 1) if 0 <= j < z.size and not is_sing[j]]
+        g[idx] = g[nbr[0]] if len(nbr) == 1 else 0.5 * (g[nbr[0]] + g[nbr[1]])
+    if symmetric:
+        g = 0.5 * (g + g[::-1])  # exactly symmetric
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    g = np.ascontiguousarray(g, dtype=np.float64)
+    # a bounded side has no tail: g stays linear up to its edge (and its singular point)
+    if not math.isfinite(hi_s):
+        kparams[7] = _tail_mode(frozen, mean, std, z, g, singular, z >= xr)
+    if symmetric:
+        kparams[6] = kparams[7]
+    elif not math.isfinite(lo_s):
+        kparams[6] = _tail_mode(frozen, mean, std, z, g, singular, z <= xl)
+    mass = K.cell_moments(K.TAB, kparams, z, g, 0.0, 0.0, -np.inf, np.inf)[0]
+    if not (mass > 0.0 and math.isfinite(mass) and np.all(np.isfinite(g))):
         raise InvalidInputError("could not tabulate the density of this distribution")
-    return (np.ascontiguousarray(z, dtype=np.float64),
-            np.ascontiguousarray(p / mass, dtype=np.float64))
+    return z, np.ascontiguousarray(g / mass), kparams
+
+
+def _tail_mode(frozen, loc, std, z, g, singular, in_tail) -> float:
+    """The interpolation of g in one tail (0 linear, 1 exponential, 2 power law) that is
+    closest to the density at the midpoints of a sample of its pieces."""
+    idx = np.flatnonzero(in_tail[:-1] & in_tail[1:])
+    idx = idx[(g[idx] > 0.0) & (g[idx + 1] > 0.0) & (z[idx] * z[idx + 1] > 0.0)]
+    if idx.size < 2:
+        return 0.0
+    idx = idx[np.linspace(0, idx.size - 1, min(idx.size, 400)).astype(int)]
+    x0, x1, g0, g1 = z[idx], z[idx + 1], g[idx], g[idx + 1]
+    xm = 0.5 * (x0 + x1)
+    with np.errstate(all="ignore"):
+        w = np.ones_like(xm)
+        for s, alpha in singular:
+            w *= np.abs(xm - s) ** alpha
+        truth = frozen.pdf(loc + std * xm) * std / w
+        r = np.log(g1 / g0)
+        guesses = (0.5 * (g0 + g1), g0 * np.exp(0.5 * r),
+                   g0 * np.exp(r * np.log(xm / x0) / np.log(x1 / x0)))
+        ok = np.isfinite(truth) & (truth > 0.0)
+        if not np.any(ok):
+            return 0.0
+        errors = [float(np.median(np.abs(v[ok] / truth[ok] - 1.0))) for v in guesses]
+    return float(int(np.argmin(errors)))

@@ -27,6 +27,8 @@ import numpy as np
 from . import _kernels as K
 from ._conventions import layout, resolve_levels
 from ._data import data_table, standardized_points
+from ._dists_blocks import absmax_normalize
+from ._dp_pins import solve_dp_pinned
 from ._kernels.dp import dp_partition, first_run_free
 from ._table import QuantizerTable
 from .errors import InvalidDataError
@@ -44,7 +46,7 @@ _ARG_BUDGET = 1 << 24
 
 
 def solve_dp(x, bits=None, *, n_levels=None, weights=None, convention=None,
-             zero_threshold=None) -> QuantizerTable:
+             zero_threshold=None, pin_levels=None, block=None) -> QuantizerTable:
     """Globally optimal (least weighted MSE) quantizer of weighted 1-D data.
 
     Exact dynamic programme of Ckmeans.1d.dp (Wang & Song 2011): the sorted points are
@@ -79,6 +81,16 @@ def solve_dp(x, bits=None, *, n_levels=None, weights=None, convention=None,
           threshold is the midpoint q_1 / 2.
     zero_threshold : "hwgq", "round" or float, optional
         As in :func:`lloydmax.solve_data`; a number is the dead-zone threshold.
+    pin_levels : sequence of float, optional
+        Levels held at these values (e.g. ``[-1, 0, 1]``, in the data's units, inside
+        the data's range); the other levels are fitted.  Still the exact global optimum:
+        the pins cut the line into gaps, the DP runs on each gap for every count of free
+        levels, and the counts are allocated exactly (:mod:`lloydmax._pins`).
+    block : int, optional
+        First divide ``x`` (flattened) by the largest magnitude of each block of
+        ``block`` consecutive values, as NF4-style weight quantizers do
+        (:func:`lloydmax._dists_blocks.absmax_normalize`); ``weights`` still go with the
+        values one for one.  The table is then in normalised units (within [-1, 1]).
 
     Returns
     -------
@@ -95,6 +107,10 @@ def solve_dp(x, bits=None, *, n_levels=None, weights=None, convention=None,
         negative data with a half-wave convention.
     """
     b, n = resolve_levels(bits, n_levels)
+    if block is not None:
+        x = absmax_normalize(x, block)
+    if pin_levels is not None:
+        return solve_dp_pinned(x, weights, pin_levels, b, n, convention, zero_threshold)
     pts = standardized_points(x, weights, n, convention, zero_threshold)
     w, z = pts.w, pts.z
     lay = layout(pts.relu, pts.scale, n, convention, zero_threshold, None)

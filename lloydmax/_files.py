@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -24,27 +26,72 @@ from pathlib import Path
 import numpy as np
 
 from ._format import SCHEMA, SET_SCHEMA, dumps_json
+from ._inputs import as_path
 from ._version import __version__
-from .errors import InvalidInputError
+from .errors import InvalidInputError, InvalidTableError
 
-__all__ = ["atomic_write", "encode_tables", "FORMATS", "format_from_path"]
+__all__ = ["atomic_write", "atomic_write_many", "check_target", "encode_tables", "FORMATS",
+           "format_from_path"]
 
 FORMATS = ("json", "csv", "npz")
 
 
-def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to a temporary file in the target's directory, then rename it over
-    the target, so a reader never sees a half-written file and a failure loses nothing.
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    return "not a regular file"
+
+
+def _same_file(a: Path, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError, TypeError):  # one of them does not exist (yet)
+        try:
+            return os.path.realpath(a) == os.path.realpath(b)
+        except (OSError, ValueError, TypeError):
+            return False
+
+
+def check_target(path, inputs=()) -> Path:
+    """Refuse to write ``path`` when it is not a regular file (a device such as
+    ``/dev/null``, a directory, a pipe: a rename would replace the node itself) or when it
+    is one of ``inputs``, the files the command reads (writing there loses the input).
 
     Raises
     ------
     InvalidInputError
-        When the directory does not exist or is not writable.
+        For either refusal, or a target that cannot be inspected.
     """
     path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}"
+                                ) from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise InvalidInputError(f"refusing to write {path}: it is {_kind(info.st_mode)}, not a "
+                                "regular file (leave out -o to write to standard output)")
+    for source in inputs:
+        if source is not None and _same_file(path, source):
+            raise InvalidInputError(f"refusing to write {path}: it is an input of this command "
+                                    "and would be lost")
+    return path
+
+
+def _directory_of(path: Path) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise InvalidInputError(f"cannot write {path}: directory {directory} does not exist")
+    return directory
+
+
+def _write_temp(path: Path, directory: Path, data: bytes) -> str:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -55,18 +102,73 @@ def atomic_write(path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+    return tmp
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the renames durable; some file systems cannot open a directory: no matter."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path, data: bytes, *, inputs=()) -> None:
+    """Write ``data`` to a temporary file in the target's directory, then rename it over
+    the target, so a reader never sees a half-written file and a failure loses nothing.
+
+    ``inputs`` are the files the caller read; the target may not be one of them, nor a
+    device, directory or pipe (:func:`check_target`).
+
+    Raises
+    ------
+    InvalidInputError
+        When the directory does not exist or is not writable, or the target is refused.
+    """
+    atomic_write_many([(path, data)], inputs=inputs)
+
+
+def atomic_write_many(items, *, inputs=()) -> None:
+    """Write several ``(path, data)`` files as :func:`atomic_write` does: every target is
+    checked before anything is written, every file is written and synced under a temporary
+    name, then all are renamed, with one fsync per directory at the end."""
+    items = [(check_target(path, inputs), data) for path, data in items]
+    seen = [p for p, _ in items]
+    for k, p in enumerate(seen):
+        if any(_same_file(p, q) for q in seen[:k]):
+            raise InvalidInputError(f"cannot write {p} twice in one command")
+    directories = {}
+    for p, _ in items:
+        directories.setdefault(str(_directory_of(p)), _directory_of(p))
+    temps: list[tuple[str, Path]] = []
+    try:
+        for p, data in items:
+            temps.append((_write_temp(p, _directory_of(p), data), p))
+        while temps:
+            tmp, p = temps[0]
+            try:
+                os.replace(tmp, p)
+            except OSError as exc:
+                raise InvalidInputError(f"cannot write {p}: {exc.strerror or exc}") from None
+            temps.pop(0)
+    finally:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    for directory in directories.values():
+        _fsync_directory(directory)
 
 
 def format_from_path(path, format: str | None = None) -> str:
+    path = as_path(path, "table file path")  # str or os.PathLike, else InvalidInputError
     if format is not None:
         fmt = format.lower()
     else:
@@ -87,6 +189,13 @@ def encode_tables(tables, fmt: str) -> bytes:
     tables = list(tables)
     if not tables:
         raise InvalidInputError("no tables to write")
+    for t in tables:
+        bad = [name for name in ("mse", "residual", "step", "zero_threshold", "entropy_bits")
+               if getattr(t, name, None) is not None and not math.isfinite(getattr(t, name))]
+        if bad:
+            raise InvalidTableError(
+                f"the {t.distribution} table has a non-finite {', '.join(bad)} (beyond the "
+                "float64 range at this scale): the table format needs finite numbers")
     if fmt == "json":
         obj = tables[0].to_dict() if len(tables) == 1 else _set_dict(tables)
         return dumps_json(obj).encode("ascii")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 import stat
-from pathlib import Path
 
 import numpy as np
 
 from ._files import atomic_write, encode_tables, format_from_path
 from ._format import MAX_FILE_BYTES, SCHEMA, SET_SCHEMA, decode_json, tables_of
+from ._inputs import as_path
 from ._table import QuantizerTable, table_from_dict
 from .errors import InvalidTableError
 
@@ -33,7 +33,7 @@ def load_tables(path, format: str | None = None) -> list[QuantizerTable]:
     InvalidTableError
         For a missing, unreadable or malformed file (one-line message).
     """
-    path = Path(path)
+    path = as_path(path, "table file path")
     fmt = format_from_path(path, format)
     try:
         info = path.stat()

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from . import _kernels as K
+from . import _pins as P
 from ._conventions import (
     MAX_BITS,
     MAX_LEVELS,
@@ -68,10 +69,12 @@ def _finish(dist: Distribution, lay: Layout, z_levels, z_thr, *, bits, n, kind, 
     K.summarize(*dist.kernel_args(), z_levels, z_thr, summary)
     mse_z, power_z, entropy = summary
     s = dist.scale
+    with np.errstate(over="ignore", invalid="ignore"):  # build_table refuses a huge scale
+        power_user = signal_power(dist, power_z) / (s * s)
     return build_table(
         z_levels, z_thr, shift=dist.loc, scale=s, table_scale=s, step_z=step_z, bits=bits,
         n_levels=n, kind=kind, distribution=dist.name, params=dist.params,
-        convention=lay.convention, mse_z=mse_z, power_z=signal_power(dist, power_z) / (s * s),
+        convention=lay.convention, mse_z=mse_z, power_z=power_user,
         entropy_bits=entropy, residual=residual, iterations=iterations, converged=converged,
         zero_threshold_z=lay.zero_threshold)
 
@@ -91,7 +94,8 @@ def signal_power(dist: Distribution, power_z: float) -> float:
 
 def solve(bits=None, *, n_levels=None, dist="gaussian", params=None, uniform: bool = False,
           convention: str | None = None, zero_threshold=None, sparsity=None,
-          tol: float = DEFAULT_TOL, max_iter: int = 500, strict: bool = True) -> QuantizerTable:
+          tol: float = DEFAULT_TOL, max_iter: int = 500, strict: bool = True,
+          pin_levels=None) -> QuantizerTable:
     """MSE-optimal scalar quantizer for a distribution.
 
     Non-uniform tables satisfy the Lloyd-Max conditions (Max 1960; Lloyd 1982)::
@@ -131,6 +135,10 @@ def solve(bits=None, *, n_levels=None, dist="gaussian", params=None, uniform: bo
         Raise :class:`ConvergenceError` when the tolerance is not met (default).  With
         ``strict=False`` the unconverged table is returned with ``converged=False``.
         (Called ``check`` before 0.2.)
+    pin_levels : sequence of float, optional
+        Levels held at these values (e.g. ``[-1, 0, 1]``, in input units, inside the
+        support); the free levels meet the centroid conditions and every threshold is a
+        midpoint.  Non-uniform tables only; see :mod:`lloydmax._pins`.
 
     Returns
     -------
@@ -141,13 +149,15 @@ def solve(bits=None, *, n_levels=None, dist="gaussian", params=None, uniform: bo
     if not (tol > 0.0):
         raise InvalidInputError(f"tol must be positive, got {tol!r}")
     lay = layout(d.halfwave, d.scale, n, convention, zero_threshold, sparsity)
+    if pin_levels is not None:
+        return _solve_pinned(d, lay, b, n, pin_levels, uniform, tol, max_iter, strict)
     args = d.kernel_args()
     levels = _guess(d, lay, n)
     free_offset = _uniform_coefficients(d, n)[2]
     if uniform and not free_offset:
         return _solve_uniform(d, lay, levels, b, n, tol, max_iter, strict)
     thr = np.empty(n - 1)
-    info = np.zeros(4)
+    info = np.zeros(5)  # [iterations, centroid residual, newton steps, status, passes]
     K.solve_nonuniform(*args, levels, lay.level_pinned, lay.thr_pinned, lay.thr_value,
                        tol, int(max_iter), d.symmetric, _centre(d), thr, info)
     if uniform:
@@ -155,15 +165,68 @@ def solve(bits=None, *, n_levels=None, dist="gaussian", params=None, uniform: bo
         # extent keeps every level on the support (a compander start can slide into a
         # stationary point with half the levels in an empty region)
         return _solve_uniform(d, lay, levels, b, n, tol, max_iter, strict)
-    mass = np.empty(n)
-    mean = np.empty(n)
-    K.cell_table(*args, thr, mass, mean)
-    residual = max(K.centroid_residual(levels, lay.level_pinned, mass, mean),
-                   K.midpoint_residual(levels, lay.thr_pinned, thr))
+    # info[1] is the centroid residual of the cells at the returned levels (the kernel's
+    # last pass), so no pass over the cells is repeated here
+    residual = max(float(info[1]), K.midpoint_residual(levels, lay.thr_pinned, thr))
+    converged = residual <= tol and int(info[3]) == K.OK
+    refused = _certify(d, levels, thr, lay.level_pinned) if converged else None
     table = _finish(d, lay, levels, thr, bits=b, n=n, kind="nonuniform", step_z=None,
-                    residual=residual, iterations=info[0],
-                    converged=residual <= tol and int(info[3]) == K.OK)
+                    residual=residual, iterations=info[0], converged=converged and not refused)
+    if refused:
+        return _refuse(table, refused, strict)
     return check_status(info, table, "Lloyd-Max solve", tol, strict)
+
+
+def _certify(d: Distribution, z_levels, z_thr, level_pinned) -> str | None:
+    """The certificate of a table on a tabulated density (None: it passed, or the
+    density is built in and needs none); see :mod:`lloydmax._certificate`."""
+    if d.kind != K.TAB or d.frozen is None:
+        return None
+    from ._certificate import certify
+
+    return certify(d, z_levels, z_thr, level_pinned)
+
+
+def _refuse(table: QuantizerTable, why: str, strict: bool) -> QuantizerTable:
+    msg = (f"the table on the tabulated {table.distribution} density failed its "
+           f"certificate against scipy.integrate.quad: {why}")
+    if strict:
+        raise ConvergenceError(msg, table)
+    return table
+
+
+def _solve_pinned(d, lay, b, n, pin_levels, uniform, tol, max_iter, strict):
+    """Newton with the pins held, for each allocation of the free levels to the gaps
+    between pins that :func:`lloydmax._pins.search_allocations` tries."""
+    if uniform:
+        raise InvalidInputError("pin_levels needs a non-uniform table (uniform=False)")
+    support = P.support_of(d)
+    pins = P.pinned_values(pin_levels, n, loc=d.loc, scale=d.scale, support=support,
+                           where=d.describe(), halfwave=d.halfwave)
+    args = d.kernel_args()
+    compander = _guess(d, lay, n)
+
+    def run(counts):
+        levels, pinned = P.pinned_layout_levels(counts, pins, compander)
+        thr = np.empty(n - 1)
+        info = np.zeros(5)
+        K.solve_nonuniform(*args, levels, pinned, lay.thr_pinned, lay.thr_value, tol,
+                           int(max_iter), False, _centre(d), thr, info)
+        mass, mean = np.empty(n), np.empty(n)
+        K.cell_table(*args, thr, mass, mean)
+        residual = max(K.centroid_residual(levels, pinned, mass, mean),
+                       K.midpoint_residual(levels, lay.thr_pinned, thr))
+        summary = np.empty(3)
+        K.summarize(*args, levels, thr, summary)
+        ok = (residual <= tol and int(info[3]) == K.OK and bool(np.all(np.diff(levels) > 0)))
+        return (summary[0] if ok else math.inf), (levels, thr, pinned, residual, info, ok)
+
+    _, (levels, thr, pinned, residual, info, ok), _ = P.search_allocations(
+        run, P.pinned_start(compander, pins))
+    table = _finish(d, lay, levels, thr, bits=b, n=n, kind="nonuniform", step_z=None,
+                    residual=residual, iterations=info[0], converged=ok)
+    return check_status(info, P.exact_pins(table, pinned, pin_levels), "pinned Lloyd-Max solve",
+                        tol, strict)
 
 
 def _centre(d: Distribution) -> float:
@@ -204,8 +267,12 @@ def _solve_uniform(d, lay, start_levels, b, n, tol, max_iter, strict):
             f"a dead zone at eps={eps:g} swallows the first level of the {b}-bit uniform grid "
             f"(its best step puts 1.5*step below eps); use fewer bits, a smaller eps, or a "
             f"non-uniform table")
+    # a uniform grid meets no centroid condition: its certificate checks the cell masses
+    refused = (_certify(d, levels, thr, np.ones(n, dtype=bool)) if converged else None)
     table = _finish(d, lay, levels, thr, bits=b, n=n, kind="uniform", step_z=theta[1],
-                    residual=info[1], iterations=info[0], converged=converged)
+                    residual=info[1], iterations=info[0], converged=converged and not refused)
+    if refused:
+        return _refuse(table, refused, strict)
     return check_status(info, table, "uniform-step solve", tol, strict)
 
 

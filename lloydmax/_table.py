@@ -9,8 +9,9 @@ import numpy as np
 from . import _kernels as K
 from ._files import atomic_write, encode_tables, format_from_path
 from ._format import CONVENTIONS, SCHEMA, dumps_json, validate_table
+from ._inputs import as_float_array
 from ._version import __version__
-from .errors import ConvergenceError, InvalidInputError
+from .errors import ConvergenceError, InvalidDataError, InvalidInputError
 
 __all__ = ["QuantizerTable", "SCHEMA", "CONVENTIONS", "table_from_dict", "build_table"]
 
@@ -109,8 +110,9 @@ class QuantizerTable:
         """Quantize ``x`` with this table (numba kernel).
 
         Comparisons are made in float64 (float32 input is widened exactly); the result
-        has the input's floating dtype (float64 for integer input).  NaN stays NaN
-        (index -1).
+        has the input's floating dtype (float64 for integer input and lists).  NaN stays
+        NaN (index -1).  None, boolean, complex, text and object input raise
+        :class:`~lloydmax.errors.InvalidDataError` (``docs/inputs.md``).
 
         Parameters
         ----------
@@ -118,9 +120,12 @@ class QuantizerTable:
         return_index : bool
             Return the level index (int64) instead of the level value.
         """
-        arr = np.asarray(x)
-        out_dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64
-        flat = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1)
+        arr = as_float_array(x, "x")  # the input rules of lloydmax._inputs
+        dtype = getattr(x, "dtype", None)
+        if not isinstance(dtype, np.dtype):
+            dtype = np.asarray(x).dtype  # as_float_array has shown this works
+        out_dtype = dtype if dtype.kind == "f" else np.float64
+        flat = arr.reshape(-1)
         if return_index:
             idx = np.empty(flat.shape[0], dtype=np.int64)
             K.quantize_index(flat, self.thresholds, idx)
@@ -135,7 +140,15 @@ class QuantizerTable:
         sigma = float(sigma)
         if not (sigma > 0.0 and math.isfinite(sigma)):
             raise InvalidInputError(f"scale must be a positive finite number, got {sigma!r}")
-        params = {k: (v * sigma if k in _SCALES_WITH_INPUT else v) for k, v in self.params.items()}
+        with np.errstate(over="ignore", invalid="ignore"):
+            params = {k: (v * sigma if k in _SCALES_WITH_INPUT else v)
+                      for k, v in self.params.items()}
+            problem = _unrepresentable(self.levels * sigma, self.thresholds * sigma)
+        if problem is None and not all(math.isfinite(v) for v in params.values()
+                                       if isinstance(v, float)):
+            problem = "parameters beyond the float64 range"
+        if problem is not None:
+            raise InvalidInputError(f"the table scaled by {sigma:g} has {problem}")
         return replace(
             self,
             levels=self.levels * sigma,
@@ -214,6 +227,16 @@ def table_from_dict(obj) -> QuantizerTable:
     return QuantizerTable(distribution=dist["name"], params=dist["params"], **fields)
 
 
+def _unrepresentable(levels, thresholds) -> str | None:
+    """What keeps these levels and thresholds from being a table, or None."""
+    if not (np.all(np.isfinite(levels)) and np.all(np.isfinite(thresholds))):
+        return "non-finite levels or thresholds"
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not (np.all(np.diff(levels) > 0) and np.all(np.diff(thresholds) > 0)):
+            return "levels or thresholds that are not strictly increasing"
+    return None
+
+
 def build_table(z_levels, z_thresholds, *, bits: int, n_levels: int, kind: str,
                 distribution: str, params: dict, convention: str, mse_z: float,
                 power_z: float, entropy_bits, residual: float, iterations: int,
@@ -226,22 +249,34 @@ def build_table(z_levels, z_thresholds, *, bits: int, n_levels: int, kind: str,
     takes the SQNR in standard units, ``10 log10(power_z / mse_z)`` with ``power_z =
     E[X^2] / scale**2``, so that huge or tiny data cannot overflow the ratio.
 
-    Post-condition: the levels and thresholds in the table's units are finite and
-    strictly increasing; anything else raises
-    :class:`ConvergenceError` (never a table marked converged).
+    Post-condition: levels and thresholds finite and strictly increasing, first in
+    standard units (else :class:`ConvergenceError`: never a table marked
+    converged), then levels and thresholds in the table's units (else
+    :class:`InvalidInputError`, :class:`InvalidDataError` for data: the scale or offset
+    cannot be represented, e.g. ``mean=1e17`` collapses the levels of a unit Gaussian).
+    An MSE that overflows (``std=1e300``: 1e600) stays ``inf`` in the table, whose SQNR
+    is taken in standard units; such a table cannot be written to a file
+    (:class:`InvalidTableError` from :meth:`QuantizerTable.save`).
     """
-    levels = shift + scale * np.asarray(z_levels, dtype=np.float64)
-    thresholds = shift + scale * np.asarray(z_thresholds, dtype=np.float64)
-    mse = scale * scale * float(mse_z)
-    problem = None
-    if not (np.all(np.isfinite(levels)) and np.all(np.isfinite(thresholds))):
-        problem = "non-finite levels or thresholds"
-    elif not (np.all(np.diff(levels) > 0) and np.all(np.diff(thresholds) > 0)):
-        problem = "levels or thresholds that are not strictly increasing"
+    z_levels = np.asarray(z_levels, dtype=np.float64)
+    z_thresholds = np.asarray(z_thresholds, dtype=np.float64)
+    problem = _unrepresentable(z_levels, z_thresholds)
+    if problem is not None:  # the solver's own output is bad: not a units problem
+        raise ConvergenceError(f"the {distribution} solver produced {problem}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        levels = shift + scale * z_levels
+        thresholds = shift + scale * z_thresholds
+        mse = scale * scale * float(mse_z)
+    problem = _unrepresentable(levels, thresholds)
     if problem is not None:
-        raise ConvergenceError(
-            f"the {distribution} table came out with {problem} (the data or parameters are "
-            "beyond what float64 can represent at this level count)")
+        # solved in standard units; only the scale and offset cannot be represented
+        if distribution == "empirical":
+            raise InvalidDataError(
+                f"the table of this data (range about {scale:g} around {shift:g}) has "
+                f"{problem} in float64; rescale the data first")
+        raise InvalidInputError(
+            f"the {distribution} table at scale {scale:g} and offset {shift:g} has {problem} "
+            "in float64; use a smaller scale or offset, or solve in standard units")
     return QuantizerTable(
         levels=levels,
         thresholds=thresholds,

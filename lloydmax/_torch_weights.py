@@ -120,6 +120,59 @@ def ternary_weight(w: torch.Tensor, threshold="twn", per_channel: bool = True):
     return TernaryWeightFunction.apply(w, threshold, per_channel)
 
 
+class _SignIdentityFunction(torch.autograd.Function):
+    """``sign(w) * mask`` forward; identity backward to ``w`` (SYQ overrides the
+    gradients of ``Sign`` with ``Identity`` and of that ``Mul`` with ``Add``)."""
+
+    @staticmethod
+    def forward(ctx, w, mask):
+        return torch.sign(w) * mask
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return grad_out, None
+
+
+def syq_initial_scales(w: torch.Tensor) -> torch.Tensor:
+    """SYQ's starting scales: mean ``|w|`` of each subgroup, one per kernel pixel
+    ``(kh, kw)`` of a conv weight ``(out, in, kh, kw)`` (shape ``(1, 1, kh, kw)``), one for
+    a Linear weight (shape ``()``)."""
+    if w.dim() == 4:
+        return w.detach().abs().mean(dim=(0, 1), keepdim=True)
+    return w.detach().abs().mean()
+
+
+def syq_weight(w: torch.Tensor, scales: torch.Tensor, eta: float = SYQ_ETA,
+               binary: bool = True) -> torch.Tensor:
+    """SYQ's weights exactly as its code computes them (julianfaraone/SYQ,
+    ``tensorpack/examples/SYQ-AlexNet/quantize.py``, ``fine_grained_quant`` lines 13-47
+    for conv, 60-72 for fully connected layers).
+
+    ``eta_x = eta * max|w|`` over the whole tensor; where ``|w| > eta_x`` the weight is
+    ``sign(w) * scale`` of its subgroup (``scales``, learned, broadcast against ``w``:
+    ``(1, 1, kh, kw)`` per pixel, a scalar per layer); elsewhere it is ``sign(w)``
+    unscaled in binary mode (the mode of SYQ's AlexNet script: such weights become +-1),
+    and in ternary mode 0 where ``|w| < eta_x`` and ``sign(w)`` unscaled at exactly
+    ``|w| = eta_x``.  ``sign(0) = 0`` as in TensorFlow.  Gradients: identity to ``w``
+    through the sign (times the scale where applied), and to ``scales`` from the scaled
+    weights.
+    """
+    eta_x = (w.detach().abs().amax() * eta)
+    scaled = (w > eta_x) | (w < -eta_x)
+    one = torch.ones((), dtype=w.dtype, device=w.device)
+    if binary:
+        mask_z = torch.ones_like(w)
+    else:
+        mask_z = torch.where((w < eta_x) & (w > -eta_x), torch.zeros_like(w), one)
+    masker = torch.where(scaled, scales.to(w.dtype) * torch.ones_like(w), one)
+    return _SignIdentityFunction.apply(w, mask_z) * masker
+
+
+# FX keeps each weight quantizer as one call (their reductions branch on the shape)
+torch.fx.wrap("binary_weight")
+torch.fx.wrap("ternary_weight")
+
+
 def _check_weight_mode(weight, threshold):
     if weight not in WEIGHT_MODES:
         raise InvalidInputError(

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._conventions import resolve_levels
+from ._inputs import as_float_array
 from ._solver import solve
 from .constants import SYQ_ETA, TWN_FACTOR
 from .errors import InvalidDataError, InvalidInputError
@@ -107,10 +108,7 @@ class WeightCodebook:
 
 
 def _as_weights(w) -> np.ndarray:
-    try:
-        arr = np.asarray(w, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidDataError("weights must be an array of real numbers") from None
+    arr = as_float_array(w, "weights")  # the input rules of lloydmax._inputs
     if arr.size == 0:
         raise InvalidDataError(f"weights are empty (shape {arr.shape})")
     finite = np.isfinite(arr)

@@ -214,7 +214,9 @@ def test_analyze_npz_report_tables_and_errors(capsys, tmp_path):
     best = lm.load_table(tables / "relu1_b2.json")
     assert best.n_levels == 4 and best.distribution == "empirical"
     code, out, _ = run(capsys, "analyze", str(src), "--bits", "1", "--per-channel")
-    assert code == 0 and out.count("relu1") == 4 and out.count("relu2") == 6
+    # per channel: one summary line per layer on the terminal (issue 10), rows in -o CSV
+    assert code == 0 and out.count("relu1") == 1 and out.count("relu2") == 1
+    assert "the 10 channel rows" in out
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -377,7 +379,8 @@ def test_command_modules_import_only_common():
 
     folder = Path(lloydmax.cli.__file__).parent
     modules = sorted(p for p in folder.glob("*.py") if p.name != "__init__.py")
-    assert {p.stem for p in modules} == {"_common", "solve", "table", "check", "analyze", "plot"}
+    assert {p.stem for p in modules} == {"_common", "solve", "table", "check", "analyze", "plot",
+                                        "export"}
     for path in modules:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):

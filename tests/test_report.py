@@ -252,7 +252,7 @@ def test_a_layer_with_too_few_values_gets_nan_not_an_error():
 def test_best_tables_pick_the_least_mse_and_export(tmp_path):
     hists = {"a": hist_of(relu_data(1)), "b": hist_of(relu_data(2, scale=3.0))}
     df = report(hists, bits=(2,))
-    best = best_tables(df, 2)
+    best = best_tables(df, 2, keep_zero=False)  # the free optimum, zero level or not
     assert set(best) == {"a", "b"}
     for name, table in best.items():
         row = df[df["layer"] == name].iloc[0]
@@ -271,6 +271,23 @@ def test_best_tables_pick_the_least_mse_and_export(tmp_path):
     lm.save_tables(list(best.values()), path)
     back = lm.load_tables(path)
     assert [list(t.levels) for t in back] == [list(t.levels) for t in best.values()]
+
+
+def test_best_tables_keep_an_exact_zero_for_non_negative_layers():
+    hists = {"a": hist_of(relu_data(1)), "b": hist_of(relu_data(2, scale=3.0))}
+    df = report(hists, bits=(2,))
+    store = df.attrs["tables"]
+    for name, table in best_tables(df, 2).items():
+        row = df[df["layer"] == name].iloc[0]
+        assert table.levels[0] == 0.0
+        with_zero = [row[c] for c in df.columns if c.startswith("mse_b2_")
+                     and store.get((name, None, 2, c[len("mse_b2_"):])) is not None
+                     and store[(name, None, 2, c[len("mse_b2_"):])].levels[0] == 0.0]
+        assert table.mse == pytest.approx(min(with_zero), rel=1e-12)
+        assert table.mse >= row["mse_b2_dp"]
+    signed = {"s": hist_of(np.random.default_rng(3).standard_normal(4000))}
+    df = report(signed, bits=(2,))
+    assert best_tables(df, 2)["s"].mse == pytest.approx(df.iloc[0]["mse_b2_dp"], rel=1e-12)
 
 
 def test_best_tables_per_channel_keys():

@@ -7,8 +7,11 @@ module                                 holds
                                        moments (mass, mean, variance), summaries,
                                        residuals, quantizing
 :mod:`lloydmax._kernels.newton`        Lloyd-Max by safeguarded Newton (tridiagonal),
-                                       optimal uniform step (Newton on offset, step),
-                                       Panter-Dite (compander) start
+                                       optimal uniform step (Newton on offset, step)
+:mod:`lloydmax._kernels.start`         Panter-Dite (compander) start, closed form for
+                                       the built-in densities
+:mod:`lloydmax._kernels.tabulated`     tabulated (scipy) densities: singular points,
+                                       exponential / power-law tails
 :mod:`lloydmax._kernels.data`          Lloyd and uniform Lloyd on weighted points
 :mod:`lloydmax._kernels.dp`            globally optimal partition of weighted points
                                        (dynamic programming, used by
@@ -49,7 +52,8 @@ from .cells import (
     summarize,
 )
 from .data import data_summary, solve_data_lloyd, solve_data_uniform
-from .newton import compander_guess, solve_nonuniform, solve_uniform
+from .newton import solve_nonuniform, solve_uniform
+from .start import compander_guess
 
 __all__ = [
     "EMPTY_CELL",

@@ -13,7 +13,8 @@ GAUSS      phi(x) on R                                                  --
 HALFNORM   params[0] * phi(x) on (0, inf)                               [weight]
 LAPLACE    exp(-|x|) / 2 on R                                           --
 UNIFORM    1 on (0, 1)                                                  --
-TAB        piecewise-linear through (tab_x[j], tab_p[j])                --
+TAB        piecewise-linear through (tab_x[j], tab_p[j])                -- (or the
+           singular form w(x) g(x) below)                               [s0, a0, s1, a1]
 =========  ==========================================================  ==============
 
 plus an optional point mass ``pm_w`` at ``pm_loc`` (the ReLU zeros of the half-wave
@@ -56,7 +57,7 @@ infinite cells by closed forms built on ``erfc`` (never ``1 - cdf``):
       E[(X - a)^2 | cell] = (2 - e^-w (w^2 + 2 w + 2)) / (1 - e^-w)
 
   with ``1 - e^-w`` as ``-expm1(-w)``; a cell across the kink at 0 is split there.
-* Tabulated: exact integrals of each linear piece, summed with Neumaier compensation.
+* Tabulated: see :mod:`lloydmax._kernels.tabulated`.
 * The point mass, and the two halves of a split cell, are merged by the parallel-axis
   rule.
 
@@ -70,6 +71,7 @@ import math
 import numpy as np
 
 from .._jit import jit
+from .tabulated import tab_cell, tab_pdf
 
 GAUSS = 0
 HALFNORM = 1
@@ -113,15 +115,7 @@ def pdf(kind, params, tab_x, tab_p, x):
         return 0.5 * math.exp(-abs(x))
     if kind == UNIFORM:
         return 1.0 if 0.0 <= x <= 1.0 else 0.0
-    # TAB
-    n = tab_x.shape[0]
-    if x < tab_x[0] or x > tab_x[n - 1]:
-        return 0.0
-    j = np.searchsorted(tab_x, x, side="right") - 1
-    if j >= n - 1:
-        return tab_p[n - 1]
-    u = (x - tab_x[j]) / (tab_x[j + 1] - tab_x[j])
-    return tab_p[j] + u * (tab_p[j + 1] - tab_p[j])
+    return tab_pdf(params, tab_x, tab_p, x)
 
 
 @jit
@@ -224,70 +218,6 @@ def _laplace_closed(a, b):
 
 
 @jit
-def _neumaier(total, comp, value):
-    """One step of Neumaier's compensated summation: (new total, new compensation)."""
-    t = total + value
-    if abs(total) >= abs(value):
-        comp += (total - t) + value
-    else:
-        comp += (value - t) + total
-    return t, comp
-
-
-@jit
-def _tab_cell(tab_x, tab_p, a, b):
-    """Exact moments of the piecewise-linear density on (a, b], summed piece by piece
-    in coordinates relative to a (no prefix-sum differences, so no cancellation)."""
-    n = tab_x.shape[0]
-    lo = max(a, tab_x[0])
-    hi = min(b, tab_x[n - 1])
-    if not (lo < hi):
-        return 0.0, 0.5 * (lo + hi), 0.0
-    j = np.searchsorted(tab_x, lo, side="right") - 1
-    if j < 0:
-        j = 0
-    # Neumaier-compensated sums: a tail cell adds up thousands of pieces of very
-    # different sizes, and plain summation leaves ~1e-12 noise in its centroid.  Offsets
-    # are taken from the cell edge nearer the origin: a tail cell's far edge (the end of
-    # the tabulation, ~1e4 std away) would cost its centroid ulp(1e4) ~ 1e-12.
-    ref = lo if abs(lo) <= abs(hi) else hi
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    c0 = 0.0
-    c1 = 0.0
-    c2 = 0.0
-    while j < n - 1 and tab_x[j] < hi:
-        x0 = tab_x[j]
-        x1 = tab_x[j + 1]
-        u0 = max(lo, x0)
-        u1 = min(hi, x1)
-        if u1 > u0:
-            slope = (tab_p[j + 1] - tab_p[j]) / (x1 - x0)
-            p0 = tab_p[j] + slope * (u0 - x0)
-            h = u1 - u0
-            # density p0 + slope * v on v in (0, h]; shift d = u0 - lo
-            i0 = p0 * h + 0.5 * slope * h * h
-            i1 = p0 * h * h / 2.0 + slope * h * h * h / 3.0
-            i2 = p0 * h * h * h / 3.0 + slope * h * h * h * h / 4.0
-            d = u0 - ref
-            s0, c0 = _neumaier(s0, c0, i0)
-            s1, c1 = _neumaier(s1, c1, i1 + d * i0)
-            s2, c2 = _neumaier(s2, c2, i2 + 2.0 * d * i1 + d * d * i0)
-        j += 1
-    s0 += c0
-    s1 += c1
-    s2 += c2
-    if s0 <= 0.0:
-        return 0.0, 0.5 * (lo + hi), 0.0
-    off = s1 / s0
-    var = s2 / s0 - off * off
-    if var < 0.0:
-        var = 0.0
-    return s0, ref + off, var
-
-
-@jit
 def _gl_cell(kind, params, tab_x, tab_p, a, b):
     """Gauss-Legendre moments of a smooth density on a narrow finite cell (a, b]."""
     half = 0.5 * (b - a)
@@ -326,7 +256,7 @@ def _continuous_cell(kind, params, tab_x, tab_p, a, b):
         w = hi - lo
         return w, 0.5 * (lo + hi), w * w / 12.0
     if kind == TAB:
-        return _tab_cell(tab_x, tab_p, lo, hi)
+        return tab_cell(params, tab_x, tab_p, lo, hi)
     if kind == LAPLACE and lo < 0.0 < hi:
         # the density has a kink at 0: treat the halves apart
         m1, c1, v1 = _continuous_cell(kind, params, tab_x, tab_p, lo, 0.0)

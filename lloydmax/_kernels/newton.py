@@ -32,9 +32,7 @@ stationarity conditions of the MSE D(theta)::
 Both report through ``info = [iterations, residual, newton steps, status]`` with the
 status codes of :mod:`lloydmax._kernels.cells`.
 
-The start is the Panter-Dite compander guess (:func:`compander_guess`): for many levels
-the optimal density of levels is proportional to p^(1/3), so the levels are put at given
-quantiles (the solver takes ``(i + 1/2) / L``) of p^(1/3) normalised on [lo, hi].
+The start is the Panter-Dite compander guess of :mod:`lloydmax._kernels.start`.
 """
 from __future__ import annotations
 
@@ -48,11 +46,14 @@ from .cells import (
     MAXITER,
     OK,
     STALLED,
+    TAB,
     centroid_residual,
     fill_cells,
     fill_thresholds,
     pdf,
 )
+
+_HALVINGS = 8  # backtracking steps before a Lloyd step (Armijo on sum G^2 rarely needs 1)
 
 
 @jit
@@ -120,6 +121,49 @@ def _jacobian(kind, params, tab_x, tab_p, levels, level_pinned, thr_pinned, thre
 
 
 @jit
+def _centroid_jacobian(kind, params, tab_x, tab_p, level_pinned, thr_pinned, thresholds,
+                       mass, mean, lower, diag, upper):
+    """Tridiagonal Jacobian of G_i = q_i - c_i (c_i the centroid of cell i), the
+    system whose merit sum G_i^2 the line search measures::
+
+        dG_i/dq_{i-1} = -(c_i - t_i) p(t_i) / (2 M0_i)
+        dG_i/dq_{i+1} = (c_i - t_{i+1}) p(t_{i+1}) / (2 M0_i)
+        dG_i/dq_i     = 1 + dG_i/dq_{i-1} + dG_i/dq_{i+1}
+
+    A pinned threshold contributes nothing, nor does one on an integrable singular
+    point (p = inf there: by symmetry such a threshold does not move)."""
+    n = mass.shape[0]
+    for i in range(n):
+        lower[i] = 0.0
+        upper[i] = 0.0
+        diag[i] = 1.0
+        if level_pinned[i]:
+            continue
+        inv = 0.5 / mass[i]
+        if i > 0 and not thr_pinned[i - 1]:
+            t = thresholds[i - 1]
+            pt = pdf(kind, params, tab_x, tab_p, t)
+            if math.isfinite(pt):
+                lower[i] = -(mean[i] - t) * pt * inv
+        if i < n - 1 and not thr_pinned[i]:
+            t = thresholds[i]
+            pt = pdf(kind, params, tab_x, tab_p, t)
+            if math.isfinite(pt):
+                upper[i] = (mean[i] - t) * pt * inv
+        diag[i] = 1.0 + lower[i] + upper[i]
+
+
+@jit
+def _merit(levels, level_pinned, mean):
+    s = 0.0
+    for i in range(levels.shape[0]):
+        if not level_pinned[i]:
+            d = levels[i] - mean[i]
+            s += d * d
+    return s
+
+
+@jit
 def _symmetrize(levels, centre):
     """Project onto tables symmetric about ``centre``.  For a symmetric density the
     optimum is symmetric, and some problems (the 2-level Laplace: its exponential tail
@@ -141,11 +185,12 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
     """Lloyd-Max by safeguarded Newton on the centroid conditions.
 
     ``levels`` holds the initial guess and receives the solution.  The Newton step
-    solves the tridiagonal system J d = -(q - centroid); a step that does not lower the
-    residual is halved, and after 40 halvings a plain Lloyd step (q <- centroids) is
-    taken instead, which always keeps the levels sorted.
+    solves J_G d = -G for G = q - centroid (:func:`_centroid_jacobian`); it is accepted
+    by an Armijo test on sum G^2, halved at most ``_HALVINGS`` times, and otherwise a
+    plain Lloyd step (q <- centroids) is taken, which always keeps the levels sorted.
 
-    info receives [iterations, centroid residual, newton steps, status].
+    info receives [iterations, centroid residual, newton steps, status] and, when it has
+    a fifth entry, the number of passes over the cells.
     """
     n = levels.shape[0]
     mass = np.empty(n)
@@ -166,6 +211,7 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
     fill_thresholds(levels, thr_pinned, thr_value, thresholds)
     fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var)
     res = centroid_residual(levels, level_pinned, mass, mean)
+    passes = 1
     it = 0
     newton = 0
     status = OK
@@ -182,22 +228,36 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
             if polish > 1 or res == 0.0:
                 break
         it += 1
-        _jacobian(kind, params, tab_x, tab_p, levels, level_pinned, thr_pinned, thresholds,
-                  mass, lower, diag, upper)
+        # Newton on G = q - centroid with G's own Jacobian, so that the step is a descent
+        # direction of the merit sum G^2 that the line search measures (Armijo); a
+        # step that is still refused after _HALVINGS halvings gives way to a Lloyd step.
+        # The built-in densities keep the original scheme (F's Jacobian scaled by rows,
+        # acceptance on max|G|, up to 40 halvings), so that their tables stay identical
+        # to the last bit: the matched merit moves their 12-16-bit outermost levels by up
+        # to 1e-9, within the tolerance but not bit for bit.
+        matched = kind == TAB
+        if matched:
+            _centroid_jacobian(kind, params, tab_x, tab_p, level_pinned, thr_pinned,
+                               thresholds, mass, mean, lower, diag, upper)
+        else:
+            _jacobian(kind, params, tab_x, tab_p, levels, level_pinned, thr_pinned,
+                      thresholds, mass, lower, diag, upper)
         for i in range(n):
             if level_pinned[i]:
                 rhs[i] = 0.0
-            else:
-                # rows divided by the cell mass: G_i = q_i - centroid_i (masses > 0 here)
+                continue
+            if not matched:
                 inv = 1.0 / mass[i]
                 diag[i] *= inv
                 lower[i] *= inv
                 upper[i] *= inv
-                rhs[i] = mean[i] - levels[i]
+            rhs[i] = mean[i] - levels[i]
+        merit = _merit(levels, level_pinned, mean)
         accepted = False
         if _tridiag_solve(lower, diag, upper, rhs, step):
             lam = 1.0
-            for _ in range(40):
+            for _ in range(_HALVINGS if matched else 40):
+                passes += 1
                 for i in range(n):
                     trial[i] = levels[i] + lam * step[i]
                 if symmetric:
@@ -206,8 +266,10 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
                 if _is_valid(trial, trial_thr):
                     fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, trial_thr,
                                t_mass, t_mean, var)
+                    m = _merit(trial, level_pinned, t_mean)
                     r = centroid_residual(trial, level_pinned, t_mass, t_mean)
-                    if r < res:
+                    if (r < res) if not matched else (
+                            m <= (1.0 - 1e-4 * lam) * merit or (r < res and m < merit)):
                         accepted = True
                         break
                 lam *= 0.5
@@ -225,6 +287,7 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
             if not _is_valid(trial, trial_thr):
                 status = STALLED
                 break
+            passes += 1
             fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, trial_thr, t_mass, t_mean, var)
             r = centroid_residual(trial, level_pinned, t_mass, t_mean)
         for i in range(n):
@@ -249,6 +312,8 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
     info[1] = res
     info[2] = newton
     info[3] = status
+    if info.shape[0] > 4:
+        info[4] = passes
 
 
 # --------------------------------------------------------------------------------------
@@ -394,39 +459,3 @@ def solve_uniform(kind, params, tab_x, tab_p, pm_loc, pm_w, theta, free_offset,
     info[1] = corr
     info[2] = 0
     info[3] = status
-
-
-# --------------------------------------------------------------------------------------
-# starting guess
-
-
-@jit
-def compander_guess(kind, params, tab_x, tab_p, lo, hi, quantiles, out):
-    """Panter-Dite start: points at the given quantiles of the density p^(1/3) on [lo, hi].
-
-    The cumulative integral of p^(1/3) is tabulated on a grid fine enough to resolve
-    every level and inverted by linear interpolation.
-    """
-    m = quantiles.shape[0]
-    g = max(4096, 16 * m) + 1
-    xs = np.empty(g)
-    cum = np.empty(g)
-    h = (hi - lo) / (g - 1)
-    prev = pdf(kind, params, tab_x, tab_p, lo) ** (1.0 / 3.0)
-    xs[0] = lo
-    cum[0] = 0.0
-    for k in range(1, g):
-        x = lo + k * h
-        cur = pdf(kind, params, tab_x, tab_p, x) ** (1.0 / 3.0)
-        xs[k] = x
-        cum[k] = cum[k - 1] + 0.5 * h * (prev + cur)
-        prev = cur
-    total = cum[g - 1]
-    j = 0
-    for k in range(m):
-        target = quantiles[k] * total
-        while j < g - 2 and cum[j + 1] < target:
-            j += 1
-        span = cum[j + 1] - cum[j]
-        u = (target - cum[j]) / span if span > 0.0 else 0.5
-        out[k] = xs[j] + u * h

@@ -8,13 +8,16 @@ one line on stderr and exits with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import gc
+import os
+import sys
 
 from .._version import __version__
-from . import _common, analyze, check, plot, solve, table
+from . import _common, analyze, check, export, plot, solve, table
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "console", "main"]
 
-COMMANDS = (solve, table, check, analyze, plot)
+COMMANDS = (solve, table, check, analyze, plot, export)
 
 EPILOG = """\
 examples:
@@ -52,3 +55,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``lloydmax`` command; returns the exit status."""
     return _common.run(build_parser(), argv)
+
+
+def console() -> None:
+    """The console script (``lloydmax``, ``python -m lloydmax``): :func:`main`, then exit.
+
+    Start-up and shut-down levers that only a whole process may pull, so :func:`main`
+    called from Python stays side-effect free: ``gc.freeze()`` moves the objects of the
+    imports out of the collector's way, and the end flushes stdout and stderr itself and
+    leaves with ``os._exit`` (no interpreter teardown).  A flush that fails there is
+    still reported: a broken pipe quietly, a full device or a closed stream as one line
+    and exit status 2.
+    """
+    gc.freeze()
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            pass
+        except (OSError, ValueError) as exc:
+            if stream is sys.stdout:
+                _common._say(f"lloydmax: error: cannot write to standard output: "
+                             f"{getattr(exc, 'strerror', None) or exc}")
+                status = _common.EXIT_USAGE
+    os._exit(status)
+

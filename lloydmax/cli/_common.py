@@ -9,19 +9,22 @@ and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
 import sys
 import warnings
 
 from .. import MAX_BITS, list_distributions
-from .._files import FORMATS, atomic_write, encode_tables
+from .._files import FORMATS, atomic_write, atomic_write_many, check_target, encode_tables
 from .._format import dumps_json
 from ..errors import ConvergenceError, InvalidBitsError, InvalidInputError, LloydMaxError
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "FORMATS", "HALFWAVE",
            "Parser", "Renamed", "UsageError", "add_command", "add_distribution_options",
-           "add_quantizer_options", "dist_name", "dumps_json", "emit", "encode_tables",
-           "number", "output_format", "parse_bits_list", "parse_params", "run",
-           "solve_kwargs"]
+           "add_quantizer_options", "check_output_dir", "command_inputs", "dist_name",
+           "dumps_json", "emit", "emit_many", "encode_tables", "integer", "number",
+           "output_format", "parse_bits_list", "parse_params", "run", "solve_kwargs"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1        # did not converge; check --strict above --tolerance
@@ -73,13 +76,36 @@ def add_command(subparsers, name: str, *, help: str, description: str, epilog: s
     return p
 
 
-def number(flag: str):
-    """argparse ``type`` for a float option, with a message that names the option."""
+def number(flag: str, lo: float = -math.inf, hi: float = math.inf, *,
+           lo_open: bool = False, hi_open: bool = False):
+    """argparse ``type`` for a float option: finite and in [lo, hi] (a bound is left out
+    with ``lo_open``/``hi_open``), with a message that names the option."""
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+
     def parse(text):
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} needs a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"needs a finite number, got {text!r}")
+        if (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi):
+            raise argparse.ArgumentTypeError(
+                f"must lie in {left}{lo:g}, {hi:g}{right}, got {text}")
+        return value
+    return parse
+
+
+def integer(flag: str, lo: int, hi: int):
+    """argparse ``type`` for a whole-number option in [lo, hi]."""
+    def parse(text):
+        try:
+            value = int(str(text).strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"needs a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {value}")
+        return value
     return parse
 
 
@@ -115,10 +141,12 @@ def add_quantizer_options(p, default_dist: str = "gaussian", *, tol: bool = True
     q.add_argument("--zero-threshold", metavar="hwgq|round|EPS",
                    help="half-wave: where 0 hands over to the first level: hwgq (0, default), "
                         "round (midpoint), or a dead-zone threshold EPS > 0")
+    # the range [0.5, 1) is checked by the API, whose message says why
     q.add_argument("--sparsity", metavar="P", type=number("--sparsity"),
                    help="half-wave: dead zone with P(x <= eps) = P, 0.5 <= P < 1")
     if tol:
-        q.add_argument("--tol", metavar="TOL", type=number("--tol"), default=1e-12,
+        q.add_argument("--tol", metavar="TOL", type=number("--tol", 0.0, 1.0, lo_open=True),
+                       default=1e-12,
                        help="tolerance on the relative residual (default 1e-12)")
 
 
@@ -139,21 +167,23 @@ def parse_params(items) -> dict:
 
 def parse_bits_list(text: str) -> list[int]:
     """Bit-widths from ``1-8``, ``1,2,4``, ``8`` or a mix such as ``1-4,8``: sorted, unique."""
-    out: list[int] = []
+    out: set[int] = set()
     for part in str(text).split(","):
         part = part.strip()
         lo, sep, hi = part.partition("-")
         try:
+            if len(part) > 20:  # no bit-width has that many digits; int() of 5000 raises
+                raise ValueError(part)
             bounds = (int(lo), int(hi)) if sep and lo else (int(part), int(part))
         except ValueError:
             raise InvalidBitsError(
                 f"--bits needs whole numbers like 1-8 or 1,2,4; got {text!r}") from None
         if bounds[0] > bounds[1]:
             raise InvalidBitsError(f"bit range {part!r} runs backwards")
-        out.extend(range(bounds[0], bounds[1] + 1))
-    for b in out:
-        if not 1 <= b <= MAX_BITS:
-            raise InvalidBitsError(f"bits must be between 1 and {MAX_BITS}, got {b}")
+        for b in bounds:  # checked before the range is built (1-1000000000)
+            if not 1 <= b <= MAX_BITS:
+                raise InvalidBitsError(f"bits must be between 1 and {MAX_BITS}, got {b}")
+        out.update(range(bounds[0], bounds[1] + 1))
     return sorted(set(out))
 
 
@@ -192,13 +222,77 @@ def output_format(fmt, output, default: str) -> str:
     return fmt
 
 
+# the files the running command reads (set by _run from its arguments): -o may not name
+# one of them, which would replace the input by the output
+_INPUTS: list[str] = []
+
+
+def command_inputs(args) -> list[str]:
+    """Every existing file named by an argument other than the outputs: what the command
+    reads (``analyze X.npz``, ``check FILE``, ``plot --table T``, ``--inputs``, ...)."""
+    found = []
+    for key, value in vars(args).items():
+        if key in _OUTPUT_KEYS:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and item and "\0" not in item and os.path.isfile(item):
+                found.append(item)
+    return found
+
+
+_OUTPUT_KEYS = frozenset({"output", "tables_out"})
+
+
 def emit(data: bytes, output=None) -> None:
-    """``data`` to the file ``output`` (atomically), or to standard output."""
+    """``data`` to the file ``output`` (atomically; never over one of the command's own
+    inputs nor over a device), or to standard output."""
     if output:
-        atomic_write(output, data)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        atomic_write(output, data, inputs=_INPUTS)
+        return
+    out = sys.stdout
+    if out is None:  # started with stdout closed (>&-)
+        raise InvalidInputError("standard output is closed; give -o FILE")
+    try:
+        out.buffer.write(data)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a full device, an I/O error
+        raise InvalidInputError(
+            f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+def emit_many(directory, files) -> None:
+    """``files`` (name, bytes) into ``directory``, each atomically, with one directory
+    fsync; the directory is created when missing (:func:`check_output_dir` was called
+    before any work)."""
+    directory = check_output_dir(directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create {directory}: {exc.strerror or exc}") from None
+    atomic_write_many([(os.path.join(directory, name), data) for name, data in files],
+                      inputs=_INPUTS)
+
+
+def check_output_dir(directory) -> str:
+    """An output directory that exists and is writable, or that can be created in an
+    existing writable parent; checked before a command does its work."""
+    directory = os.fspath(directory)
+    if os.path.isdir(directory):
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise InvalidInputError(f"output directory {directory} is not writable")
+        return directory
+    if os.path.exists(directory):
+        raise InvalidInputError(f"output directory {directory} exists and is not a directory")
+    parent = os.path.dirname(os.path.normpath(directory)) or "."
+    if not os.path.isdir(parent):
+        raise InvalidInputError(f"cannot create output directory {directory}: "
+                                f"{parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"cannot create output directory {directory}: "
+                                f"{parent} is not writable")
+    return directory
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -216,6 +310,10 @@ def run(parser: argparse.ArgumentParser, argv=None) -> int:
         return _run(parser, argv)
 
 
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _run(parser, argv) -> int:
     try:
         args = parser.parse_args(argv)
@@ -223,18 +321,37 @@ def _run(parser, argv) -> int:
         if handler is None:
             parser.print_help()
             return EXIT_USAGE
+        _INPUTS[:] = command_inputs(args)
+        if getattr(args, "output", None):  # before any work: not an input, not a device
+            check_target(args.output, _INPUTS)
         return handler(args)
     except UsageError as exc:
-        print(f"lloydmax: error: {exc}", file=sys.stderr)
+        _say(f"lloydmax: error: {_one_line(exc)}")
         return EXIT_USAGE
     except ConvergenceError as exc:
-        print(f"lloydmax: {exc}", file=sys.stderr)
+        _say(f"lloydmax: {_one_line(exc)}")
         return EXIT_FAILED
-    except (InvalidInputError, LloydMaxError) as exc:
-        print(f"lloydmax: error: {exc}", file=sys.stderr)
+    except LloydMaxError as exc:
+        _say(f"lloydmax: error: {_one_line(exc)}")
         return EXIT_USAGE
-    except BrokenPipeError:  # e.g. piped into head
+    except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
         return EXIT_OK
+    except OSError as exc:
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        _say(f"lloydmax: error: {exc.strerror or _one_line(exc)}{where}")
+        return EXIT_USAGE
+    except MemoryError:
+        _say("lloydmax: error: out of memory (the options ask for more than this machine has)")
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("lloydmax: interrupted", file=sys.stderr)
+        _say("lloydmax: interrupted")
         return EXIT_INTERRUPTED
+    finally:
+        _INPUTS.clear()
+
+
+def _say(line: str) -> None:
+    """One line on stderr; a closed or broken stderr cannot make it a traceback."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print(line, file=sys.stderr)
+        sys.stderr.flush()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import save_tables
 from ..errors import InvalidInputError, MissingDependencyError
 from . import _common as C
 
@@ -40,10 +39,12 @@ def register(subparsers):
     p.add_argument("--bits", metavar="RANGE", default="1-4", help="bit-widths (default 1-4)")
     p.add_argument("--per-channel", action="store_true",
                    help="one row per channel (channels along --axis) instead of per layer")
-    p.add_argument("--axis", type=int, default=1, help="channel axis of the arrays (default 1)")
+    p.add_argument("--axis", type=C.integer("--axis", -32, 31), default=1,
+                   help="channel axis of the arrays (default 1)")
     p.add_argument("--convention", action="append", choices=CONVENTIONS,
                    help="half-wave conventions to compare (repeatable; default all three)")
-    p.add_argument("--bins", type=int, default=2048, help="histogram bins (default 2048)")
+    p.add_argument("--bins", type=C.integer("--bins", 2, 1 << 20), default=2048,
+                   help="histogram bins (default 2048)")
     p.add_argument("--strict", action="store_true",
                    help="NaN or Inf in the activations is an error (default: counted, "
                         "skipped and warned about)")
@@ -94,20 +95,43 @@ def _warn_constant(df) -> None:
 
 
 def _write_tables(df, bits, directory, best_tables) -> None:
-    if not os.path.isdir(directory):
-        raise InvalidInputError(f"--tables-out directory does not exist: {directory}")
-    written = 0
+    files = {}  # one atomic write of them all, one directory fsync
     for b in bits:
         for key, table in best_tables(df, b).items():
             name = key if isinstance(key, str) else f"{key[0]}_ch{key[1]}"
             safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
-            save_tables([table], os.path.join(directory, f"{safe}_b{b}.json"))
-            written += 1
-    print(f"wrote {written} tables to {directory}", file=sys.stderr)
+            files[f"{safe}_b{b}.json"] = C.encode_tables([table], "json")
+    C.emit_many(directory, files.items())
+    print(f"wrote {len(files)} tables to {directory}", file=sys.stderr)
+
+
+def channel_summary(df, bits) -> str:
+    """One line per layer for a per-channel report: the channel count, the spread of the
+    channels' std, and per bit-width the worst / median / best channel's SQNR of the
+    exact optimum (the per-channel rows go to ``-o report.csv``)."""
+    rows = []
+    for layer, group in df.groupby("layer", sort=False):
+        row = {"layer": layer, "channels": len(group), "std_min": group["std"].min(),
+               "std_max": group["std"].max(), "sparsity": group["sparsity"].mean()}
+        for b in bits:
+            c = f"sqnr_b{b}_dp"
+            if c in group.columns:
+                row[f"b{b}_dp_min"] = group[c].min()
+                row[f"b{b}_dp_median"] = group[c].median()
+                row[f"b{b}_dp_max"] = group[c].max()
+        rows.append(row)
+    import pandas as pd
+
+    view = pd.DataFrame(rows)
+    return (view.to_string(index=False, float_format=lambda v: f"{v:.4g}") + "\n"
+            f"(SQNR in dB of the exact per-channel optimum: worst, median, best channel; "
+            f"the {len(df)} channel rows with -o report.csv)\n")
 
 
 def summary(df, bits) -> str:
     """A terminal-sized view: statistics and, per bit-width, SQNR of the main methods."""
+    if df["channel"].notna().any():
+        return channel_summary(df, bits)
     cols = ["layer"] + (["channel"] if df["channel"].notna().any() else [])
     cols += ["count", "sparsity", "std", "skewness", "kurtosis", "ks_halfwave"]
     for b in bits:
@@ -124,6 +148,8 @@ def run(args) -> int:
     bits = tuple(C.parse_bits_list(args.bits))
     if not os.path.exists(args.source):
         raise InvalidInputError(f"file not found: {args.source}")
+    if args.tables_out:  # before any work: created at the end if it does not exist
+        C.check_output_dir(args.tables_out)
     collect, report, best_tables = _analysis()
     hists = _collect(args, collect)
     conventions = tuple(args.convention) if args.convention else CONVENTIONS

@@ -1,6 +1,8 @@
 """``lloydmax check``: hold a table someone already has against the exact optimum."""
 from __future__ import annotations
 
+import argparse
+
 from .. import check, load_table
 from ..errors import InvalidBitsError, InvalidInputError
 from . import _common as C
@@ -14,6 +16,8 @@ examples:
   lloydmax check --level-values 0,0.453,1.51 --half-wave   HWGQ's non-uniform example
   lloydmax check act2.json --strict --tolerance 0.1   exit 1 if more than 0.1 % above optimal
   lloydmax check --step 0.336 --bits 4 --dist gaussian --format json
+  lloydmax check --level-values=-1,-0.5,0,0.5,1 --dist gaussian --best-scale
+  lloydmax check --level-values=-1,-0.4,0,0.4,1 --dist uniform --param low=-1 --pin-levels=-1,0,1
 
 exit status: 0 checked (and within tolerance), 1 above --tolerance with --strict, 2 bad input
 """
@@ -35,13 +39,20 @@ def register(subparsers):
     src.add_argument("--levels", action=C.Renamed, command="check",
                      use="--level-values Q0,Q1,...",
                      note="--levels N is a level count, as in solve and plot")
-    src.add_argument("--step", metavar="S", type=C.number("--step"),
+    src.add_argument("--step", metavar="S", type=C.number("--step", 0.0, lo_open=True),
                      help="a uniform step (with --bits): levels k*S for the half-wave Gaussian")
     src.add_argument("--bits", metavar="B", help="bit-width of a --step table")
     C.add_quantizer_options(p, default_dist="halfwave-gaussian", tol=False)
+    p.add_argument("--pin-levels", metavar="P0,P1,...", type=_pin_values,
+                   help="compare with the optimum that keeps these level values "
+                        "(e.g. --pin-levels=-1,0,1, as NF4 does)")
+    p.add_argument("--best-scale", action="store_true",
+                   help="first scale the given levels by the factor with the least MSE "
+                        "(a codebook used as s * levels)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when the excess MSE is above --tolerance")
-    p.add_argument("--tolerance", metavar="PCT", type=C.number("--tolerance"), default=0.0,
+    p.add_argument("--tolerance", metavar="PCT", type=C.number("--tolerance", 0.0, 1e6),
+                   default=0.0,
                    help="allowed excess MSE in percent with --strict (default 0)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=run)
@@ -56,13 +67,23 @@ def _level_values(text: str) -> list[float]:
             f"--level-values needs comma-separated numbers, got {text!r}") from None
 
 
+def _pin_values(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--pin-levels needs comma-separated numbers (write --pin-levels=-1,0,1), "
+            f"got {text!r}") from None
+
+
 def run(args) -> int:
     sources = [args.table is not None, args.level_values is not None, args.step is not None]
     if sum(sources) != 1:
         raise InvalidInputError(_SOURCES)
     params = C.parse_params(args.param) if args.param else None
     common = {"zero_threshold": args.zero_threshold, "sparsity": args.sparsity,
-              "uniform": args.uniform}
+              "uniform": args.uniform, "pin_levels": args.pin_levels,
+              "best_scale": args.best_scale}
     if args.table is not None:
         dist = C.dist_name(args, default=None) if (args.dist or args.half_wave) else None
         result = check(load_table(args.table), dist=dist, params=params, **common)

@@ -78,7 +78,8 @@ def register(subparsers):
         add_options(k)
         k.add_argument("-o", "--output", metavar="FILE", required=True,
                        help="output file; .png, .svg or .pdf (written atomically)")
-        k.add_argument("--dpi", type=float, default=100.0, help="resolution of PNG output (100)")
+        k.add_argument("--dpi", type=C.number("--dpi", 10.0, 1200.0), default=100.0,
+                       help="resolution of PNG output (100; 10 to 1200)")
         k.set_defaults(handler=run)
     return p
 
@@ -87,7 +88,7 @@ def _table_options(p, what: str) -> None:
     p.add_argument("--bits", metavar="B", help=f"bit-width of the table to solve for {what}")
     p.add_argument("--levels", metavar="N", help="level count instead of --bits")
     p.add_argument("--table", metavar="FILE", help="a table file (json, csv, npz) instead")
-    p.add_argument("--index", metavar="K", type=int,
+    p.add_argument("--index", metavar="K", type=C.integer("--index", 0, 1 << 20),
                    help="which table of a multi-table file (0-based)")
 
 
@@ -98,7 +99,8 @@ def _curves_options(p) -> None:
     p.add_argument("--backward", nargs="+", metavar="NAME",
                    help=f"backward approximations to draw: {' '.join(figures.BACKWARDS)} "
                         "(default all)")
-    p.add_argument("--x-range", nargs=2, type=float, metavar=("LO", "HI"),
+    p.add_argument("--x-range", nargs=2, type=C.number("--x-range", -1e6, 1e6),
+                   metavar=("LO", "HI"),
                    help="horizontal extent of the curves")
     C.add_quantizer_options(p, dist=False)
 
@@ -108,7 +110,8 @@ def _levels_options(p) -> None:
     C.add_quantizer_options(p)
     d = p.add_argument_group("measured data (needs the analysis package)")
     d.add_argument("--histogram", metavar="FILE", help="draw over this histogram file")
-    d.add_argument("--channel", metavar="C", type=int, help="channel of the histogram")
+    d.add_argument("--channel", metavar="C", type=C.integer("--channel", 0, 1 << 24),
+                   help="channel of the histogram")
     d.add_argument("--log", action="store_true", help="logarithmic density axis")
 
 

@@ -1,6 +1,8 @@
 """``lloydmax solve``: one table, printed as text or written as JSON, CSV or NPZ."""
 from __future__ import annotations
 
+import argparse
+
 from .. import MAX_BITS, presets, solve
 from .._solver import resolve_levels
 from ..errors import InvalidBitsError, InvalidInputError
@@ -50,6 +52,9 @@ def register(subparsers):
                    help=f"a trainer's activation table: {', '.join(presets.list_presets())} "
                         "(docs/trainers.md)")
     C.add_quantizer_options(p)
+    p.add_argument("--pin-levels", metavar="P0,P1,...", type=pin_values,
+                   help="hold these level values (e.g. --pin-levels=-1,0,1); the other levels "
+                        "are optimised")
     p.add_argument("--format", choices=("text", *C.FORMATS), default=None,
                    help="output format (default: from the -o suffix .json/.csv/.npz, else text)")
     p.add_argument("-o", "--output", metavar="FILE",
@@ -85,13 +90,26 @@ def preset_table(args):
     return preset.activation_table(bits, **options)
 
 
+def pin_values(text: str) -> list[float]:
+    """argparse ``type`` of ``--pin-levels``: comma-separated numbers."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--pin-levels needs comma-separated numbers (write --pin-levels=-1,0,1), "
+            f"got {text!r}") from None
+
+
 def run(args) -> int:
     if args.bits is None and args.levels is None:
         raise InvalidBitsError("give --bits B or --levels N")
     if args.preset:
+        if args.pin_levels is not None:
+            raise InvalidInputError("--preset fixes the table: drop --pin-levels")
         table = preset_table(args)
     else:
-        table = solve(args.bits, n_levels=args.levels, **C.solve_kwargs(args))
+        table = solve(args.bits, n_levels=args.levels, pin_levels=args.pin_levels,
+                      **C.solve_kwargs(args))
     fmt = C.output_format(args.format, args.output, "text")
     if fmt == "text":
         data = table.to_text().encode("utf-8")
