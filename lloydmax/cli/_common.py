@@ -24,7 +24,7 @@ __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "FORMATS"
            "Parser", "Renamed", "UsageError", "add_command", "add_distribution_options",
            "add_quantizer_options", "check_output_dir", "command_inputs", "dist_name",
            "dumps_json", "emit", "emit_many", "encode_tables", "integer", "number",
-           "output_format", "parse_bits_list", "parse_params", "run", "solve_kwargs"]
+           "output_format", "parse_bits_list", "parse_params", "pin_values", "run", "solve_kwargs"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1        # did not converge; check --strict above --tolerance
@@ -355,3 +355,13 @@ def _say(line: str) -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):
         print(line, file=sys.stderr)
         sys.stderr.flush()
+
+
+def pin_values(text: str) -> list[float]:
+    """argparse ``type`` of ``--pin-levels``: comma-separated numbers."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--pin-levels needs comma-separated numbers (write --pin-levels=-1,0,1), "
+            f"got {text!r}") from None

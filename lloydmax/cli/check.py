@@ -1,8 +1,6 @@
 """``lloydmax check``: hold a table someone already has against the exact optimum."""
 from __future__ import annotations
 
-import argparse
-
 from .. import check, load_table
 from ..errors import InvalidBitsError, InvalidInputError
 from . import _common as C
@@ -43,7 +41,7 @@ def register(subparsers):
                      help="a uniform step (with --bits): levels k*S for the half-wave Gaussian")
     src.add_argument("--bits", metavar="B", help="bit-width of a --step table")
     C.add_quantizer_options(p, default_dist="halfwave-gaussian", tol=False)
-    p.add_argument("--pin-levels", metavar="P0,P1,...", type=_pin_values,
+    p.add_argument("--pin-levels", metavar="P0,P1,...", type=C.pin_values,
                    help="compare with the optimum that keeps these level values "
                         "(e.g. --pin-levels=-1,0,1, as NF4 does)")
     p.add_argument("--best-scale", action="store_true",
@@ -65,15 +63,6 @@ def _level_values(text: str) -> list[float]:
     except ValueError:
         raise InvalidInputError(
             f"--level-values needs comma-separated numbers, got {text!r}") from None
-
-
-def _pin_values(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--pin-levels needs comma-separated numbers (write --pin-levels=-1,0,1), "
-            f"got {text!r}") from None
 
 
 def run(args) -> int:

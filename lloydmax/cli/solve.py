@@ -1,8 +1,6 @@
 """``lloydmax solve``: one table, printed as text or written as JSON, CSV or NPZ."""
 from __future__ import annotations
 
-import argparse
-
 from .. import MAX_BITS, presets, solve
 from .._solver import resolve_levels
 from ..errors import InvalidBitsError, InvalidInputError
@@ -52,7 +50,7 @@ def register(subparsers):
                    help=f"a trainer's activation table: {', '.join(presets.list_presets())} "
                         "(docs/trainers.md)")
     C.add_quantizer_options(p)
-    p.add_argument("--pin-levels", metavar="P0,P1,...", type=pin_values,
+    p.add_argument("--pin-levels", metavar="P0,P1,...", type=C.pin_values,
                    help="hold these level values (e.g. --pin-levels=-1,0,1); the other levels "
                         "are optimised")
     p.add_argument("--format", choices=("text", *C.FORMATS), default=None,
@@ -88,16 +86,6 @@ def preset_table(args):
         raise InvalidInputError("--preset takes --bits, not --levels")
     bits, _ = resolve_levels(args.bits)
     return preset.activation_table(bits, **options)
-
-
-def pin_values(text: str) -> list[float]:
-    """argparse ``type`` of ``--pin-levels``: comma-separated numbers."""
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--pin-levels needs comma-separated numbers (write --pin-levels=-1,0,1), "
-            f"got {text!r}") from None
 
 
 def run(args) -> int:
