@@ -24,7 +24,7 @@ import numpy as np
 from . import _kernels as K
 from ._exactsum import TOTAL_LIMBS, power_sums
 
-__all__ = ["PowerSums", "exact_std", "moments", "sqrt_to_float", "to_float"]
+__all__ = ["PowerSums", "exact_moments", "exact_std", "moments", "sqrt_to_float", "to_float"]
 
 
 def to_float(value: Fraction) -> float:
@@ -141,3 +141,23 @@ class PowerSums:
         """Add the sums of ``other`` (same channel count) exactly."""
         self.limbs += other.limbs
         self.normalize()
+
+
+def exact_moments(n: int, sums) -> dict:
+    """mean, std, skewness, excess kurtosis and E[x^2] from exact power sums, rounded
+    once (population / biased definitions, as scipy.stats.skew and kurtosis)."""
+    s1, s2, s3, s4 = (Fraction(s) for s in sums)
+    mean = s1 / n
+    m2 = s2 / n - mean * mean
+    # the square roots are taken of the exact values, so 1e300-scale data (m2 near 1e600)
+    # and subnormal data (m2 near 1e-626) keep a finite, non-zero std and sigma (the
+    # half-wave sigma sqrt(2 E[x^2]); the same bits as math.sqrt(2 * power) elsewhere)
+    out = {"mean": to_float(mean), "std": sqrt_to_float(m2), "sigma": sqrt_to_float(2 * s2 / n),
+           "power": to_float(s2 / n), "skewness": math.nan, "kurtosis": math.nan}
+    if m2 > 0:
+        m3 = s3 / n - 3 * mean * s2 / n + 2 * mean ** 3
+        m4 = s4 / n - 4 * mean * s3 / n + 6 * mean * mean * s2 / n - 3 * mean ** 4
+        root = math.sqrt(to_float(m3 * m3 / m2 ** 3))
+        out["skewness"] = (root if m3 > 0 else -root) if m3 else 0.0
+        out["kurtosis"] = to_float(m4 / (m2 * m2) - 3)
+    return out

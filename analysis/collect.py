@@ -16,17 +16,17 @@ import numpy as np
 
 from lloydmax.errors import InvalidDataError, InvalidInputError, LloydMaxError
 
-from ._progress import Progress
+from ._progress import Progress, phase
 from .histogram import Histogram
 
-__all__ = ["collect"]
+__all__ = ["collect", "planned_units"]
 
 #: values per slab read from a file
 SLAB = 1 << 22
 
 
 def collect(source, *, axis: int | None = None, n_bins: int = 2048, strict: bool = False,
-            progress: bool | None = None):
+            progress: bool | Progress | None = None):
     """Histogram(s) of activation data.
 
     Parameters
@@ -41,8 +41,10 @@ def collect(source, *, axis: int | None = None, n_bins: int = 2048, strict: bool
         Channel axis of each array (e.g. 1 for NCHW); None for one histogram per tensor.
     n_bins, strict
         Passed to :class:`~lloydmax.analysis.histogram.Histogram`.
-    progress : bool or None
-        Show a progress bar on stderr; None shows it only when stderr is a terminal.
+    progress : bool, None or Progress
+        Show a progress bar on stderr; None shows it only when stderr is a terminal.  An
+        existing :class:`~lloydmax.analysis._progress.Progress` is advanced instead, one
+        unit per array (``.npy``, ``.npz`` member) or batch, and left open.
 
     Returns
     -------
@@ -74,11 +76,13 @@ def collect(source, *, axis: int | None = None, n_bins: int = 2048, strict: bool
     if isinstance(source, np.ndarray) or hasattr(source, "__array__"):
         arr = np.asarray(source)
         _check_array(arr, axis, "data")
+        done = _array_units(progress, 1)
         _feed_array(hist, arr, progress, "histogram")
+        done()
         return hist
     if isinstance(source, Iterable):
         total = len(source) if hasattr(source, "__len__") else None
-        with Progress(total, "histogram", enabled=progress) as bar:
+        with phase(progress, total, "histogram") as bar:
             for batch in source:
                 hist.update(batch)
                 bar.advance()
@@ -87,12 +91,53 @@ def collect(source, *, axis: int | None = None, n_bins: int = 2048, strict: bool
                             "an iterable of batches, a mapping or a .npy/.npz path")
 
 
+def planned_units(path, axis: int | None = None, per_channel: bool = False) -> int | None:
+    """The progress units of collecting and reporting a ``.npy`` / ``.npz`` file, from its
+    headers only: one per array, plus one report row per array (or, ``per_channel``, per
+    channel along ``axis``); None when a header cannot be read (collect says why)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            shapes = [np.load(path, mmap_mode="r", allow_pickle=False).shape]
+        else:
+            with zipfile.ZipFile(path) as zf:
+                shapes = [_member_shape(zf, member) for member in zf.namelist()]
+        rows = sum(s[axis] for s in shapes) if per_channel else len(shapes)
+    except (OSError, ValueError, IndexError, TypeError, EOFError, zlib.error,
+            zipfile.BadZipFile, NotImplementedError):
+        return None
+    return len(shapes) + int(rows)
+
+
+def _member_shape(zf, member: str) -> tuple:
+    with zf.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(fh)[0]
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(fh)[0]
+    raise ValueError(f"header version {version}")
+
+
 def _check_array(arr: np.ndarray, axis, name: str) -> None:
     if arr.dtype.kind not in "fiu":
         raise InvalidDataError(f"{name}: data must be real numbers, got dtype {arr.dtype}")
     if axis is not None and not -arr.ndim <= axis < arr.ndim:
         raise InvalidInputError(f"{name}: axis {axis} is out of range for an array of shape "
                                 f"{arr.shape}")
+
+
+def _array_units(progress, n: int):
+    """For a shared Progress: expect ``n`` arrays and return its ``advance``; else a no-op."""
+    if isinstance(progress, Progress):
+        progress.extend(n)
+        return progress.advance
+    return lambda k=1: None
+
+
+def _rows_bar(progress, n: int, desc: str) -> Progress:
+    """The bar over one array's rows: off inside a shared Progress (it counts arrays)."""
+    return Progress(n, desc, enabled=False if isinstance(progress, Progress) else progress)
 
 
 def _feed_array(hist: Histogram, arr: np.ndarray, progress, desc: str) -> None:
@@ -109,7 +154,7 @@ def _feed_array(hist: Histogram, arr: np.ndarray, progress, desc: str) -> None:
     if axis is not None:
         hist.ensure_channels(arr.shape[axis])
     rows = max(1, SLAB // max(1, arr[0].size))
-    with Progress(arr.shape[0], desc, enabled=progress) as bar:
+    with _rows_bar(progress, arr.shape[0], desc) as bar:
         for start in range(0, arr.shape[0], rows):
             block = arr[start:start + rows]
             if axis == 0:
@@ -130,7 +175,9 @@ def _collect_npy(path: Path, axis, n_bins, strict, progress) -> Histogram:
         raise InvalidInputError(f"{path}: not a readable .npy file ({exc})") from None
     _check_array(arr, axis, path.name)
     hist = Histogram(n_bins=n_bins, axis=axis, strict=strict)
+    done = _array_units(progress, 1)
     _feed_array(hist, arr, progress, path.name)
+    done()
     return hist
 
 
@@ -169,6 +216,7 @@ def _collect_npz(path: Path, axis, n_bins, strict, progress) -> dict:
 
 def _collect_members(zf, path: Path, axis, n_bins, strict, progress) -> dict:
     out = {}
+    done = _array_units(progress, len(zf.namelist()))
     for member in zf.namelist():
         name = member[:-4] if member.endswith(".npy") else member
         hist = Histogram(n_bins=n_bins, axis=axis, strict=strict)
@@ -191,6 +239,7 @@ def _collect_members(zf, path: Path, axis, n_bins, strict, progress) -> dict:
                 _feed_stream(hist, _Stream(fh, shape, dtype), axis, progress,
                              f"{path.name}:{name}")
                 out[name] = hist
+                done()
                 continue
         # Fortran order, 0-d, an exotic header or a non-numeric dtype: load this member
         with np.load(path, allow_pickle=False) as z:
@@ -201,6 +250,7 @@ def _collect_members(zf, path: Path, axis, n_bins, strict, progress) -> dict:
         _check_array(arr, axis, f"{path.name}:{name}")
         _feed_array(hist, arr, progress, f"{path.name}:{name}")
         out[name] = hist
+        done()
     return out
 
 
@@ -208,7 +258,7 @@ def _feed_stream(hist: Histogram, stream: _Stream, axis, progress, desc: str) ->
     shape = stream.shape
     ax = None if axis is None else axis % len(shape)
     rows = max(1, SLAB // max(1, int(np.prod(shape[1:], dtype=np.int64))))
-    with Progress(shape[0], desc, enabled=progress) as bar:
+    with _rows_bar(progress, shape[0], desc) as bar:
         for start, block in stream.slabs(rows):
             if ax == 0:
                 hist.update_block(block, start)

@@ -25,7 +25,7 @@ import numpy as np
 
 from lloydmax.errors import InvalidInputError, MissingDependencyError
 
-from ._progress import Progress
+from ._progress import phase
 from .torch_collect import histograms_from
 
 __all__ = ["collect_onnx", "iter_onnx_activations", "load_onnx_model", "select_nodes"]
@@ -343,6 +343,7 @@ def iter_onnx_activations(model, inputs, *, layers="relu", where: str = "output"
         Split every input along its first axis (the model needs a dynamic batch axis).
     progress : bool or None
         Progress bar over batches on stderr; None shows it only when stderr is a terminal.
+        An existing :class:`~lloydmax.analysis._progress.Progress` is advanced instead.
 
     Yields
     ------
@@ -375,7 +376,7 @@ def iter_onnx_activations(model, inputs, *, layers="relu", where: str = "output"
     n_batches = 1
     if batch_size is not None:
         n_batches = -(-next(iter(arrays.values())).shape[0] // batch_size)
-    bar = Progress(n_batches, "collect onnx", enabled=progress)
+    bar = phase(progress, n_batches, "collect onnx")
     try:
         for feed in _feeds(arrays, batch_size):
             try:

@@ -9,7 +9,6 @@ for :func:`lloydmax.save_tables`.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 
@@ -26,7 +25,8 @@ from lloydmax.errors import (
     MissingDependencyError,
 )
 
-from ._moments import sqrt_to_float
+from ._moments import exact_moments
+from ._progress import phase, report_units
 
 __all__ = ["METHODS_DOC", "best_tables", "report"]
 
@@ -137,35 +137,8 @@ def _select(hist, name, channel, summary=None):
         # channels have their own grids: pool their points in value order (ties add up)
         v, w = hist.pooled_points(used)
     stats = {"count": count, "zeros": zeros, "min": lo, "max": hi}
-    stats.update(_exact_moments(count, hist.total_power_sums(used)))
+    stats.update(exact_moments(count, hist.total_power_sums(used)))
     return v, w, stats
-
-
-def _to_float(x: Fraction) -> float:
-    try:
-        return float(x)
-    except OverflowError:
-        return math.inf if x > 0 else -math.inf
-
-
-def _exact_moments(n: int, sums) -> dict:
-    """mean, std, skewness, excess kurtosis and E[x^2] from exact power sums, rounded
-    once (population / biased definitions, as scipy.stats.skew and kurtosis)."""
-    s1, s2, s3, s4 = (Fraction(s) for s in sums)
-    mean = s1 / n
-    m2 = s2 / n - mean * mean
-    # the square roots are taken of the exact values, so 1e300-scale data (m2 near 1e600)
-    # and subnormal data (m2 near 1e-626) keep a finite, non-zero std and sigma (the
-    # half-wave sigma sqrt(2 E[x^2]); the same bits as math.sqrt(2 * power) elsewhere)
-    out = {"mean": _to_float(mean), "std": sqrt_to_float(m2), "sigma": sqrt_to_float(2 * s2 / n),
-           "power": _to_float(s2 / n), "skewness": math.nan, "kurtosis": math.nan}
-    if m2 > 0:
-        m3 = s3 / n - 3 * mean * s2 / n + 2 * mean ** 3
-        m4 = s4 / n - 4 * mean * s3 / n + 6 * mean * mean * s2 / n - 3 * mean ** 4
-        root = math.sqrt(_to_float(m3 * m3 / m2 ** 3))
-        out["skewness"] = (root if m3 > 0 else -root) if m3 else 0.0
-        out["kurtosis"] = _to_float(m4 / (m2 * m2) - 3)
-    return out
 
 
 # --------------------------------------------------------------------------- measures
@@ -283,7 +256,7 @@ def _method_tables(v, w, stats, bits, conventions, percentile, eps, unit_cache):
 
 def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
            conventions=("hwgq", "round", "deadzone"), percentile: float = 99.99,
-           eps: float = TSQ_EPS):
+           eps: float = TSQ_EPS, progress=None):
     """One row per layer (or per channel): statistics, distance from the half-wave
     Gaussian, and the MSE / SQNR of every way of building a b-bit quantizer.
 
@@ -305,6 +278,9 @@ def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
     eps : float
         Dead-zone threshold in units of sigma (TSQ's 0.32 for unit-variance BN outputs);
         the layer's threshold is ``eps * sigma``.
+    progress : bool, None or Progress
+        Progress over the rows (layers or channels); default None shows nothing.  A
+        :class:`~lloydmax.analysis._progress.Progress` is advanced and left open.
 
     Returns
     -------
@@ -374,6 +350,8 @@ def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
             from None
     hists = _as_histograms(histograms)
     bits, conventions, percentile, eps = _check_args(bits, conventions, percentile, eps)
+    bar = phase(False if progress is None else progress,
+                report_units(hists, per_channel), "report")
     unit_cache: dict = {}
     store = _TableStore()
     rows = []
@@ -410,6 +388,8 @@ def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
                         math.inf if mse == 0.0 else 10.0 * math.log10(power_pts / mse))
                 row.update(sqnr)
             rows.append(row)
+            bar.advance()
+    bar.close()
     df = pd.DataFrame(rows)
     df["channel"] = df["channel"].astype("Int64")
     df.attrs["tables"] = store

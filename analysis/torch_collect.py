@@ -30,7 +30,7 @@ import numpy as np
 
 from lloydmax.errors import InvalidInputError, MissingDependencyError
 
-from ._progress import Progress
+from ._progress import phase
 from .histogram import Histogram
 
 __all__ = ["collect_torch", "histograms_from", "iter_activations", "select_modules"]
@@ -238,7 +238,7 @@ def iter_activations(model, inputs, *, layers="relu", where: str = "output",
     batch_size : int, optional
     progress : bool or None
         Progress bar over batches on stderr (:class:`lloydmax.analysis._progress.Progress`);
-        None draws it only when stderr is a terminal.
+        None draws it only when stderr is a terminal; an existing one is advanced instead.
 
     Yields
     ------
@@ -272,7 +272,7 @@ def iter_activations(model, inputs, *, layers="relu", where: str = "output",
             return lambda module, args, output: grab(name, output)
         return lambda module, args: grab(name, args)
 
-    bar = Progress(_n_batches(torch, inputs, batch_size), "collect torch", enabled=progress)
+    bar = phase(progress, _n_batches(torch, inputs, batch_size), "collect torch")
     handles = []
     was_training = model.training
     try:

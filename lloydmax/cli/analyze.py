@@ -4,6 +4,7 @@ The one command that loads :mod:`lloydmax.analysis` (and pandas), lazily in :fun
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -51,6 +52,9 @@ def register(subparsers):
     p.add_argument("-o", "--output", metavar="report.csv", help="write the full report as CSV")
     p.add_argument("--tables-out", metavar="DIR",
                    help="write the best table per layer (and channel) as JSON files into DIR")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="one progress bar on stderr over collection and report (default: "
+                        "only when stderr is a terminal)")
     p.set_defaults(handler=run)
     return p
 
@@ -58,15 +62,16 @@ def register(subparsers):
 def _analysis():
     """The analysis functions this command uses; pandas is what may be missing."""
     try:  # the one place the command line reaches into the analysis package
-        from lloydmax.analysis.collect import collect
+        from lloydmax.analysis._progress import Progress
+        from lloydmax.analysis.collect import collect, planned_units
         from lloydmax.analysis.report import best_tables, report
     except ImportError as exc:
         raise MissingDependencyError(f"lloydmax analyze needs {exc.name}: "
                                      "pip install 'lloydmax[analysis]'") from None
-    return collect, report, best_tables
+    return collect, report, best_tables, Progress, planned_units
 
 
-def _collect(args, collect):
+def _collect(args, collect, bar):
     """Histograms of ``args.source``: {layer: Histogram}."""
     axis = args.axis if args.per_channel else None
     if args.source.lower().endswith(".onnx"):
@@ -75,10 +80,10 @@ def _collect(args, collect):
         from lloydmax.analysis.onnx_collect import collect_onnx
 
         return collect_onnx(args.source, args.inputs, layers=args.layers, n_bins=args.bins,
-                            axis=axis, strict=args.strict)
+                            axis=axis, strict=args.strict, progress=bar)
     if args.inputs:
         raise InvalidInputError("--inputs goes with an .onnx model only")
-    hists = collect(args.source, axis=axis, n_bins=args.bins, strict=args.strict)
+    hists = collect(args.source, axis=axis, n_bins=args.bins, strict=args.strict, progress=bar)
     if not isinstance(hists, dict):
         hists = {os.path.splitext(os.path.basename(args.source))[0]: hists}
     return hists
@@ -150,10 +155,17 @@ def run(args) -> int:
         raise InvalidInputError(f"file not found: {args.source}")
     if args.tables_out:  # before any work: created at the end if it does not exist
         C.check_output_dir(args.tables_out)
-    collect, report, best_tables = _analysis()
-    hists = _collect(args, collect)
-    conventions = tuple(args.convention) if args.convention else CONVENTIONS
-    df = report(hists, bits=bits, per_channel=args.per_channel, conventions=conventions)
+    collect, report, best_tables, Progress, planned_units = _analysis()
+    # one bar for the job: its arrays (or ONNX batches), then the report's layers or channels
+    total = None
+    if not args.source.lower().endswith(".onnx"):
+        total = planned_units(args.source, args.axis if args.per_channel else None,
+                              args.per_channel)
+    with Progress(total, "analyze", enabled=args.progress) as bar:
+        hists = _collect(args, collect, bar)
+        conventions = tuple(args.convention) if args.convention else CONVENTIONS
+        df = report(hists, bits=bits, per_channel=args.per_channel, conventions=conventions,
+                    progress=bar)
     _warn_constant(df)
     if args.output:
         C.emit(df.to_csv(index=False).encode("utf-8"), args.output)
