@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._format import dumps_json
-from ._table import QuantizerTable
 from .errors import InvalidInputError
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only; _table loads numba
+    from ._table import QuantizerTable
 
 __all__ = ["EXPORT_FORMATS", "INT_RULE", "c_header", "float32_round_down",
            "int_input_range", "int_thresholds", "int_thresholds_json"]

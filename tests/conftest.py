@@ -25,6 +25,21 @@ def published():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_table_cache(tmp_path_factory):
+    """``lloydmax solve`` caches tables on disk: point it (and every subprocess) at a
+    session temp dir, so no test reads or fills the user's ~/.cache/lloydmax."""
+    saved = {k: os.environ.get(k) for k in ("LLOYDMAX_CACHE_DIR", "LLOYDMAX_CACHE")}
+    os.environ["LLOYDMAX_CACHE_DIR"] = str(tmp_path_factory.mktemp("lloydmax-cache"))
+    os.environ.pop("LLOYDMAX_CACHE", None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session", autouse=True)
 def warm_jit():
     """Compile (or load from cache) the kernels once, so hypothesis deadlines see warm code."""
     lm.solve(bits=2)

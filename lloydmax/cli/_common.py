@@ -15,9 +15,8 @@ import os
 import sys
 import warnings
 
-from .. import MAX_BITS, list_distributions
 from .._files import FORMATS, atomic_write, atomic_write_many, check_target, encode_tables
-from .._format import dumps_json
+from .._format import MAX_BITS, dumps_json
 from ..errors import ConvergenceError, InvalidBitsError, InvalidInputError, LloydMaxError
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "FORMATS", "HALFWAVE",
@@ -51,6 +50,29 @@ class Parser(argparse.ArgumentParser):
             hint = f" (see '{where} --help')" if where else ""
             self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
         return namespace
+
+
+class LazyHelp:
+    """An argparse help text computed only when help is shown (the names it lists come
+    from modules that load numba, which a cached ``solve`` never imports)."""
+
+    def __init__(self, make):
+        self._make = make
+
+    def __str__(self):
+        return self._make()
+
+    def __bool__(self):
+        return True
+
+    def __mod__(self, params):
+        return str(self) % params
+
+    def __contains__(self, text):
+        return text in str(self)
+
+    def strip(self):
+        return str(self).strip()
 
 
 class Renamed(argparse.Action):
@@ -120,10 +142,14 @@ def add_distribution_options(p, default_dist: str = "gaussian", *, dist: bool = 
     g.add_argument("--half-wave", action="store_true",
                    help="ReLU of a unit Gaussian (BatchNorm + ReLU activations); "
                         "same as --dist halfwave-gaussian")
-    listed = ", ".join(f"{n} (default)" if n == default_dist else n
-                       for n in list_distributions())
-    g.add_argument("--dist", metavar="NAME",
-                   help=f"{listed}, or any continuous scipy.stats name (e.g. logistic, t, gamma)")
+    def dist_help():
+        from .. import list_distributions  # loads the solver: only when help is shown
+
+        listed = ", ".join(f"{n} (default)" if n == default_dist else n
+                           for n in list_distributions())
+        return f"{listed}, or any continuous scipy.stats name (e.g. logistic, t, gamma)"
+
+    g.add_argument("--dist", metavar="NAME", help=LazyHelp(dist_help))
     g.add_argument("--param", metavar="K=V", action="append", default=[],
                    help="distribution parameter, repeatable: std=2, mean=0, df=5, ...")
 

@@ -1,7 +1,6 @@
 """``lloydmax check``: hold a table someone already has against the exact optimum."""
 from __future__ import annotations
 
-from .. import check, load_table
 from ..errors import InvalidBitsError, InvalidInputError
 from . import _common as C
 
@@ -66,6 +65,8 @@ def _level_values(text: str) -> list[float]:
 
 
 def run(args) -> int:
+    from .. import check, load_table  # loads the solver: imported when the command runs
+
     sources = [args.table is not None, args.level_values is not None, args.step is not None]
     if sum(sources) != 1:
         raise InvalidInputError(_SOURCES)

@@ -1,7 +1,6 @@
 """``lloydmax export``: a table as a C header or as integer thresholds for hardware."""
 from __future__ import annotations
 
-from .. import load_table
 from .._export import EXPORT_FORMATS, c_header, int_thresholds_json
 from ..errors import InvalidInputError
 from . import _common as C
@@ -43,6 +42,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from .. import load_table  # loads the solver: imported when the command runs
+
     table = load_table(args.table, index=args.index)
     if args.format == "c-header":
         if args.input_scale is not None or args.input_bits is not None or args.signed:

@@ -15,10 +15,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import get_distribution, load_table, solve
-from .. import plot as figures  # imports matplotlib only when it draws
+from .. import _hwgq
 from ..errors import InvalidInputError, MissingDependencyError
 from . import _common as C
+
+
+class _Figures:
+    """:mod:`lloydmax.plot`, imported on first use (it loads the solver; matplotlib only
+    when it draws), so that building the parser stays light."""
+
+    def __getattr__(self, name):
+        from .. import plot
+
+        return getattr(plot, name)
+
+
+figures = _Figures()
 
 NAME = "plot"
 
@@ -97,7 +109,7 @@ def _curves_options(p) -> None:
     p.add_argument("--sign", action="store_true",
                    help="the binary baseline: sign forward, hard tanh backward")
     p.add_argument("--backward", nargs="+", metavar="NAME",
-                   help=f"backward approximations to draw: {' '.join(figures.BACKWARDS)} "
+                   help=f"backward approximations to draw: {' '.join(_hwgq.BACKWARDS)} "
                         "(default all)")
     p.add_argument("--x-range", nargs=2, type=C.number("--x-range", -1e6, 1e6),
                    metavar=("LO", "HI"),
@@ -138,6 +150,8 @@ def _check_output(path: str) -> None:
 
 
 def _table_or_solve(args, *, default_dist: str, required: bool):
+    from .. import load_table, solve  # loads the solver: imported when the command runs
+
     if args.table is not None:
         if args.bits is not None or args.levels is not None:
             raise InvalidInputError("give --table FILE or --bits/--levels, not both")
@@ -173,6 +187,8 @@ def _levels(args):
 
 
 def _mse(args):
+    from .. import get_distribution  # loads the solver: imported when the command runs
+
     bits = C.parse_bits_list(args.bits or "1-8")
     dist = get_distribution(C.dist_name(args, C.HALFWAVE), **C.parse_params(args.param))
     return figures.plot_mse(bits, dist, quantity="sqnr" if args.sqnr else "mse")

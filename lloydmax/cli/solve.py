@@ -1,8 +1,13 @@
 """``lloydmax solve``: one table, printed as text or written as JSON, CSV or NPZ."""
 from __future__ import annotations
 
-from .. import MAX_BITS, presets, solve
-from .._solver import resolve_levels
+import os
+import sys
+import warnings
+
+from .. import _cache
+from .._conventions import resolve_levels
+from .._format import MAX_BITS
 from ..errors import InvalidBitsError, InvalidInputError
 from . import _common as C
 
@@ -47,8 +52,7 @@ def register(subparsers):
     p.add_argument("--levels", metavar="N",
                    help="level count instead of --bits, any N >= 2 (3 = ternary)")
     p.add_argument("--preset", metavar="NAME",
-                   help=f"a trainer's activation table: {', '.join(presets.list_presets())} "
-                        "(docs/trainers.md)")
+                   help=C.LazyHelp(_preset_help))
     C.add_quantizer_options(p)
     p.add_argument("--pin-levels", metavar="P0,P1,...", type=C.pin_values,
                    help="hold these level values (e.g. --pin-levels=-1,0,1); the other levels "
@@ -57,8 +61,17 @@ def register(subparsers):
                    help="output format (default: from the -o suffix .json/.csv/.npz, else text)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write to FILE (atomically) instead of stdout")
+    p.add_argument("--no-cache", action="store_true",
+                   help="solve afresh: neither read nor write the table cache "
+                        "(also off with LLOYDMAX_CACHE=0; docs/cli/solve.md)")
     p.set_defaults(handler=run)
     return p
+
+
+def _preset_help() -> str:
+    from .. import presets  # loads the solver: only when help is shown
+
+    return f"a trainer's activation table: {', '.join(presets.list_presets())} (docs/trainers.md)"
 
 
 def preset_table(args):
@@ -66,6 +79,8 @@ def preset_table(args):
     (:attr:`lloydmax.presets.Preset.cli_options`) passed on as keywords."""
     if args.dist or args.half_wave:
         raise InvalidInputError("--preset fixes the distribution: drop --dist / --half-wave")
+    from .. import presets
+
     preset = presets.get_preset(args.preset)
     params = C.parse_params(args.param)
     unknown = sorted(set(params) - {"std"})
@@ -88,20 +103,62 @@ def preset_table(args):
     return preset.activation_table(bits, **options)
 
 
-def run(args) -> int:
-    if args.bits is None and args.levels is None:
-        raise InvalidBitsError("give --bits B or --levels N")
+def _request(args) -> dict:
+    """Every option that shapes the table, as the cache key's request."""
+    return {"command": NAME, "bits": args.bits, "levels": args.levels, "preset": args.preset,
+            "dist": C.dist_name(args) if not args.preset else args.dist,
+            "half_wave": bool(args.half_wave), "params": C.parse_params(args.param),
+            "uniform": args.uniform, "zero_threshold": args.zero_threshold,
+            "sparsity": args.sparsity, "tol": args.tol,
+            "pin_levels": None if args.pin_levels is None else list(args.pin_levels)}
+
+
+def _encode(table, fmt: str) -> bytes:
+    if fmt == "text":
+        return table.to_text().encode("utf-8")
+    return C.encode_tables([table], fmt)
+
+
+def _cacheable(table, fmt: str) -> bool:
+    """Only a converged table whose cached copy gives the same bytes is stored."""
+    try:
+        copy = _cache.CachedTable(table.to_dict())
+        return bool(table.converged) and all(
+            _encode(copy, f) == _encode(table, f) for f in {"text", "json", fmt})
+    except Exception:  # then it is just not cached
+        return False
+
+
+def _solve(args):
     if args.preset:
         if args.pin_levels is not None:
             raise InvalidInputError("--preset fixes the table: drop --pin-levels")
-        table = preset_table(args)
-    else:
-        table = solve(args.bits, n_levels=args.levels, pin_levels=args.pin_levels,
-                      **C.solve_kwargs(args))
+        return preset_table(args)
+    from .. import solve
+
+    return solve(args.bits, n_levels=args.levels, pin_levels=args.pin_levels,
+                 **C.solve_kwargs(args))
+
+
+def run(args) -> int:
+    if args.bits is None and args.levels is None:
+        raise InvalidBitsError("give --bits B or --levels N")
     fmt = C.output_format(args.format, args.output, "text")
-    if fmt == "text":
-        data = table.to_text().encode("utf-8")
-    else:
-        data = C.encode_tables([table], fmt)
+    key = None
+    if _cache.enabled(args.no_cache):
+        key = _cache.request_key(_request(args))
+        cached = _cache.load(key)
+        if os.environ.get("LLOYDMAX_CACHE_DEBUG"):
+            print(f"lloydmax: cache {'hit' if cached else 'miss'} {key}", file=sys.stderr)
+        if cached is not None:
+            C.emit(_encode(cached, fmt), args.output)
+            return C.EXIT_OK
+    with warnings.catch_warnings(record=True) as said:  # shown below, after the solve
+        table = _solve(args)
+    for w in said:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    data = _encode(table, fmt)
+    if key is not None and not said and _cacheable(table, fmt):
+        _cache.store(key, table.to_dict())
     C.emit(data, args.output)
     return C.EXIT_OK

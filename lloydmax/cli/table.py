@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 
-from .. import solve
 from . import _common as C
 
 NAME = "table"
@@ -32,6 +31,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from .. import solve  # loads the solver: imported when the command runs
+
     bits = C.parse_bits_list(args.bits)
     fmt = C.output_format(args.format, args.output, "json")
     kwargs = C.solve_kwargs(args)
