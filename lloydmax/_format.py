@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from collections.abc import Mapping
 
 from .errors import InvalidTableError
@@ -38,6 +40,7 @@ __all__ = [
     "bits_for_levels",
     "validate_table",
     "validate_lookup",
+    "read_file",
     "decode_json",
     "tables_of",
     "dumps_json",
@@ -313,6 +316,30 @@ def _depth_ok(raw: str) -> bool:
         elif ch in "]}":
             depth -= 1
     return True
+
+
+def read_file(path) -> bytes:
+    """The bytes of a table file, refusing what cannot be one: a missing or unreadable
+    path, a non-regular file (a device or a FIFO would block or never end) and a file
+    over ``MAX_FILE_BYTES``.  Shared by every reader of the format.
+
+    Raises
+    ------
+    InvalidTableError
+    """
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidTableError(f"{path} is not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise InvalidTableError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB: "
+                                    "not a table file")
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise InvalidTableError(f"table file not found: {path}") from None
+    except OSError as exc:
+        raise InvalidTableError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def decode_json(raw) -> object:

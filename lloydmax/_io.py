@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import stat
 
 import numpy as np
 
 from ._files import atomic_write, encode_tables, format_from_path
-from ._format import MAX_FILE_BYTES, SCHEMA, SET_SCHEMA, decode_json, tables_of
+from ._format import SCHEMA, SET_SCHEMA, decode_json, read_file, tables_of
 from ._inputs import as_path
 from ._table import QuantizerTable, table_from_dict
 from .errors import InvalidTableError
@@ -35,18 +34,7 @@ def load_tables(path, format: str | None = None) -> list[QuantizerTable]:
     """
     path = as_path(path, "table file path")
     fmt = format_from_path(path, format)
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidTableError(f"{path} is not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise InvalidTableError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB: "
-                                    "not a table file")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidTableError(f"table file not found: {path}") from None
-    except OSError as exc:
-        raise InvalidTableError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = read_file(path)
     try:
         if fmt == "json":
             return _decode_json(raw)

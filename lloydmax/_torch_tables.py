@@ -3,7 +3,6 @@ solver), for :mod:`lloydmax.torch`, which re-exports :func:`read_table`."""
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 
 from . import _format
@@ -94,18 +93,7 @@ def read_table(source, bits: int | None = None, index: int | None = None) -> dic
 
 
 def _read_file(source):
-    try:
-        info = os.stat(source)
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidTableError(f"{source} is not a regular file")
-        if info.st_size > _format.MAX_FILE_BYTES:
-            raise InvalidTableError(f"{source} is too large to be a table file")
-        with open(source, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise InvalidTableError(f"table file not found: {source}") from None
-    except OSError as exc:
-        raise InvalidTableError(f"cannot read table {source}: {exc.strerror or exc}") from None
+    raw = _format.read_file(source)
     try:
         return _format.decode_json(raw)
     except InvalidTableError as exc:
