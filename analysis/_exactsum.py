@@ -1,28 +1,23 @@
 """Layout of the exact power-sum superaccumulator and its conversion to exact numbers.
 
-A histogram keeps, per channel, the exact sums
+A histogram keeps, per channel, the exact sums $S_1 = \\sum_i x_i$ and
+$S_2 = \\sum_i x_i^2$ of the exact values, each as a fixed-point integer
+$S_k = 2^{B_k} \\sum_j \\ell_{k,j}\\, 2^{32 j}$ held in int64 *limbs* $\\ell_{k,j}$ (a
+superaccumulator in the sense of Kulisch; Neal, "Fast exact summation using small and large
+superaccumulators", 2015).  Bit 0 sits at $2^{B_k}$ with $B_k = -1074 k - 104$, below the
+last bit of any $k$-th power of a float64 (subnormals included), and the top limb leaves 64
+bits of headroom above the largest one, so no sum of fewer than $2^{63}$ values can overflow.
+(Format ``lloydmax.histogram/1`` also stored $S_3$ and $S_4$, in the same layout after
+these; skewness and kurtosis now come from the bins, see :mod:`lloydmax.analysis._moments`.)
 
-* $S_1 = \\sum_i x_i$ and $S_2 = \\sum_i x_i^2$ -- exact sums of the exact values;
-* $S_3 = \\sum_i \\mathrm{fl}(\\mathrm{fl}(x_i^2)\\,x_i)$ and
-  $S_4 = \\sum_i \\mathrm{fl}(\\mathrm{fl}(x_i^2)^2)$ -- exact sums of the powers rounded once
-  per value to 53 bits (with an unbounded exponent, so nothing overflows or underflows),
-
-each as a fixed-point integer $S_k = 2^{B_k} \\sum_j \\ell_{k,j}\\, 2^{32 j}$ held in int64
-*limbs* $\\ell_{k,j}$ (a superaccumulator in the sense of Kulisch; Neal, "Fast exact summation
-using small and large superaccumulators", 2015).  Bit 0 sits at $2^{B_k}$ with
-$B_k = -1074 k - 104$, below the last bit of any $k$-th power of a float64 (subnormals
-included), and the top limb leaves 64 bits of headroom above the largest one, so no sum of
-fewer than $2^{63}$ values can overflow.
-
-After normalisation (``lloydmax.analysis._kernels.normalize_limbs``) every limb
-but the top one lies in $[0, 2^{32})$ and the top limb carries the sign, so equal sums have
-equal limbs: merges (limb-wise addition, then normalisation) are exact and independent of
-the order in which values arrived.
+After normalisation every limb but the top one of each power lies in $[0, 2^{32})$ and the
+top limb carries the sign, so equal sums have equal limbs: merges (limb-wise addition, then
+normalisation) are exact and independent of the order in which values arrived.
 
 This module is the layout alone, with no dependency: the numba kernels
-(:mod:`lloydmax.analysis._kernels`) add into the limbs by it, and
-:mod:`lloydmax.analysis._moments`, which imports those kernels, holds the limbs of every
-channel and turns the sums into moments.
+(:mod:`lloydmax.analysis._binkern`) add into the limbs by it, and
+:mod:`lloydmax.analysis._moments` holds the limbs of every channel and turns the sums into
+moments.
 """
 from __future__ import annotations
 
@@ -30,11 +25,11 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["BASE_EXP", "LIMB_BITS", "N_LIMBS", "N_POWERS", "OFFSETS", "TOTAL_LIMBS",
-           "int_to_limbs", "limbs_to_int", "power_sums"]
+__all__ = ["BASE_EXP", "LEGACY_TOTAL_LIMBS", "LIMB_BITS", "N_LIMBS", "N_POWERS", "OFFSETS",
+           "TOTAL_LIMBS", "int_to_limbs", "limbs_to_int", "power_sums"]
 
 LIMB_BITS = 32
-N_POWERS = 4
+N_POWERS = 2
 #: exponent of bit 0 of the fixed-point integer of power k (index k - 1)
 BASE_EXP = tuple(-1074 * k - 104 for k in range(1, N_POWERS + 1))
 #: limbs per power: value bits 2097 k + 108, 64 bits headroom, one limb for the sign
@@ -42,6 +37,8 @@ N_LIMBS = tuple(-(-(2097 * k + 172) // LIMB_BITS) + 1 for k in range(1, N_POWERS
 #: start of power k's limbs in the flat per-channel limb row (length N_POWERS + 1)
 OFFSETS = tuple(int(v) for v in np.concatenate([[0], np.cumsum(N_LIMBS)]))
 TOTAL_LIMBS = OFFSETS[-1]
+#: limbs per channel of format /1, which kept S1..S4 (S1, S2 first, in the same layout)
+LEGACY_TOTAL_LIMBS = sum(-(-(2097 * k + 172) // LIMB_BITS) + 1 for k in range(1, 5))
 
 
 def limbs_to_int(limbs) -> int:
@@ -66,7 +63,7 @@ def int_to_limbs(value: int, n_limbs: int) -> np.ndarray:
 
 
 def power_sums(row) -> list[Fraction]:
-    """Exact $[S_1, S_2, S_3, S_4]$ of one channel's flat limb row."""
+    """Exact $[S_1, S_2]$ of one channel's flat limb row."""
     sums = []
     for k in range(N_POWERS):
         integer = limbs_to_int(row[OFFSETS[k]:OFFSETS[k + 1]])

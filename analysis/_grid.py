@@ -27,7 +27,7 @@ import numpy as np
 
 from lloydmax.errors import InvalidDataError, InvalidInputError
 
-from . import _kernels as K
+from . import _binkern as K
 
 __all__ = ["MAG_BITS", "BinGrid", "WeightedPoints", "canonical_grid", "merge_points"]
 
@@ -80,10 +80,10 @@ class BinGrid:
 
     Notes
     -----
-    The arrays are read by the fused update kernel, which bins into ``counts`` with
-    ``grid[:, 1]``, ``inv_w`` and ``w`` (``_kernels.accumulate``, run by the histogram),
-    and by the file format.  Besides that kernel only the methods here change them; they
-    keep ``grid``, ``w`` and ``inv_w`` the canonical grid of ``lohi``.
+    The arrays are read and moved by the update kernel (``_binkern.update``, which
+    re-grids every channel whose range grows, in the same call), and read by the file
+    format.  Besides that kernel only the methods here change them; they keep ``grid``,
+    ``w`` and ``inv_w`` the canonical grid of ``lohi``.
     """
 
     def __init__(self, n_channels: int, n_bins: int):
@@ -105,8 +105,12 @@ class BinGrid:
         """
         new = cls(counts.shape[0], counts.shape[1])
         new.counts, new.lohi = counts, lohi
-        for ch in range(counts.shape[0]):
-            new.set_grid(ch, int(grid[ch, 0]), int(grid[ch, 1]))
+        new.grid = np.array(grid, dtype=np.int64).reshape(-1, 2)
+        e = new.grid[:, 0]
+        # as set_grid, for every channel at once: 2^e, and 2^-e where it is a float
+        new.w = np.ldexp(1.0, e.astype(np.int32))
+        new.inv_w = np.where(e >= -1023, np.ldexp(1.0, (-np.maximum(e, -1023)).astype(np.int32)),
+                             0.0)
         return new
 
     def copy(self) -> BinGrid:
@@ -142,51 +146,30 @@ class BinGrid:
 
     def move(self, ch: int, lo: float, hi: float) -> None:
         """Re-bin channel ``ch`` onto the canonical grid of [lo, hi] (a superset range)."""
-        e, k0 = canonical_grid(lo, hi, self.n_bins)
-        old_lo, old_hi = self.lohi[ch]
-        if old_lo <= old_hi:
-            e_old, k0_old = (int(v) for v in self.grid[ch])
-            if (e, k0) != (e_old, k0_old):
-                out = np.zeros(self.n_bins, dtype=np.int64)
-                K.regrid(self.counts[ch], k0_old, e - e_old, k0, out)
-                self.counts[ch] = out
-        self.set_grid(ch, e, k0)
-        self.lohi[ch] = (lo, hi)
-
-    def extend(self, c_off: int, lohi: np.ndarray) -> None:
-        """Move channels ``c_off, c_off + 1, ...`` onto the grids of ``lohi`` (rows: the old
-        ranges folded with a chunk's), so that the chunk's values fall into bins."""
-        sl = slice(c_off, c_off + lohi.shape[0])
-        for c in np.flatnonzero((lohi[:, 0] != self.lohi[sl, 0])
-                                | (lohi[:, 1] != self.lohi[sl, 1])):
-            self.move(c_off + int(c), float(lohi[c, 0]), float(lohi[c, 1]))
+        K.move_channel(self.counts, self.grid, self.lohi, self.inv_w, self.w, int(ch),
+                       float(lo), float(hi), np.empty(self.n_bins, dtype=np.int64))
 
     def widen(self, lo: np.ndarray, hi: np.ndarray) -> None:
         """Move every channel onto the canonical grid of ``[lo[c], hi[c]]`` -- a range that
         contains its own, e.g. the range over all workers; channels with ``lo > hi`` (no
-        value anywhere) stay as they are."""
-        for ch in range(self.n_channels):
-            g_lo, g_hi = float(lo[ch]), float(hi[ch])
-            if g_lo > g_hi:
-                continue
-            if self.has_range(ch) and not g_lo <= self.lohi[ch, 0] <= self.lohi[ch, 1] <= g_hi:
-                raise InvalidInputError(f"channel {ch}: [{g_lo!r}, {g_hi!r}] does not contain "
-                                        "the channel's own range")
-            self.move(ch, g_lo, g_hi)
+        value anywhere) stay as they are.  One kernel pass over all channels."""
+        lo = np.asarray(lo, dtype=np.float64).reshape(-1)
+        hi = np.asarray(hi, dtype=np.float64).reshape(-1)
+        given = lo <= hi
+        own = self.lohi[:, 0] <= self.lohi[:, 1]
+        bad = given & own & ~((lo <= self.lohi[:, 0]) & (self.lohi[:, 1] <= hi))
+        if bad.any():
+            ch = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(f"channel {ch}: [{lo[ch]!r}, {hi[ch]!r}] does not contain "
+                                    "the channel's own range")
+        K.widen_grids(self.counts, self.grid, self.lohi, self.inv_w, self.w, lo, hi,
+                      np.empty(self.n_bins, dtype=np.int64))
 
     def add(self, other: BinGrid) -> None:
-        """Add the counts of ``other`` (same shape), both on the grid of the joint range."""
-        for ch in range(self.n_channels):
-            o_lo, o_hi = (float(v) for v in other.lohi[ch])
-            if o_lo > o_hi:
-                continue  # no binned values in other
-            s_lo, s_hi = (float(v) for v in self.lohi[ch])
-            lo, hi = min(s_lo, o_lo), max(s_hi, o_hi)
-            if (lo, hi) != (s_lo, s_hi):
-                self.move(ch, lo, hi)
-            e, k0 = (int(v) for v in self.grid[ch])
-            e_o, k0_o = (int(v) for v in other.grid[ch])
-            K.regrid(other.counts[ch], k0_o, e - e_o, k0, self.counts[ch])
+        """Add the counts of ``other`` (same shape), both on the grid of the joint range
+        (one kernel pass over all channels)."""
+        K.merge_grids(self.counts, self.grid, self.lohi, self.inv_w, self.w, other.counts,
+                      other.grid, other.lohi, np.empty(self.n_bins, dtype=np.int64))
 
     def set_counts(self, counts: np.ndarray) -> None:
         """Replace the counts by int64 ``counts`` of the same shape on the same grids (e.g.

@@ -1,6 +1,11 @@
-"""The ``lloydmax.histogram/1`` format: the exact state of a histogram as a dict, ``.json``
+"""The ``lloydmax.histogram/2`` format: the exact state of a histogram as a dict, ``.json``
 or ``.npz`` file.  The on-disk format is a contract: a saved file loads to the very same
 histogram (``==``, and the same bytes when saved again).
+
+Format ``/1`` also stored $S_3$ and $S_4$ (four ``sums`` per channel in JSON, 682 limbs per
+channel in NPZ, $S_1$ and $S_2$ first in the same layout).  Skewness and kurtosis now come
+from the bins, so ``/1`` files load with those two sums dropped: the same histogram as one
+built from the same data today.
 
 A histogram's state is five arrays with one row per channel (:class:`HistogramArrays`):
 bin ``counts``, the ``grid`` $(e, k_0)$, the range ``lohi`` of the finite non-zero values,
@@ -10,8 +15,9 @@ the ``stats`` (NaN, Inf and zero counts) and the superaccumulator ``limbs``
 * dict / JSON (:func:`to_dict`): ``schema``, ``n_bins``, ``axis``, ``strict``,
   ``n_channels`` and per channel ``nan_count``, ``inf_count``, ``zeros``, ``lo``, ``hi``
   (null without a grid), ``exponent``, ``k0``, the non-zero stretch of the counts
-  (``first_bin``, ``counts``) and the four ``sums``, each ``{exponent, negative, limbs}``
-  with the magnitude in base-2^32 digits, least significant first -- all exact integers.
+  (``first_bin``, ``counts``) and the two ``sums`` ($S_1$, $S_2$), each
+  ``{exponent, negative, limbs}`` with the magnitude in base-2^32 digits, least significant
+  first -- all exact integers.
 * NPZ (:func:`encode_npz`): ``meta`` (the JSON of the scalar fields) and the five arrays
   as int64 / float64 ``.npy`` members, stored uncompressed with fixed timestamps, so the
   same histogram always gives the same bytes.
@@ -36,6 +42,7 @@ from lloydmax.errors import InvalidInputError, InvalidTableError
 
 from ._exactsum import (
     BASE_EXP,
+    LEGACY_TOTAL_LIMBS,
     LIMB_BITS,
     N_LIMBS,
     N_POWERS,
@@ -49,7 +56,9 @@ from ._kernels import COL_INF, COL_NAN, COL_ZERO
 
 __all__ = ["SCHEMA", "HistogramArrays", "encode_npz", "from_dict", "load", "save", "to_dict"]
 
-SCHEMA = "lloydmax.histogram/1"
+SCHEMA = "lloydmax.histogram/2"
+LEGACY_SCHEMA = "lloydmax.histogram/1"  # with S3, S4: loads, the two dropped
+_SCHEMAS = (SCHEMA, LEGACY_SCHEMA)
 
 
 class HistogramArrays(NamedTuple):
@@ -107,8 +116,9 @@ def to_dict(hist) -> dict:
 def from_dict(cls, d: dict):
     """Inverse of :func:`to_dict` (exact): a new ``cls`` (a Histogram class)."""
     try:
-        if d.get("schema") != SCHEMA:
-            raise InvalidInputError(f"not a {SCHEMA} object")
+        if d.get("schema") not in _SCHEMAS:
+            raise InvalidInputError(f"not a {SCHEMA} (or /1) object")
+        n_sums = N_POWERS if d["schema"] == SCHEMA else 4
         hist = cls(n_bins=d["n_bins"], axis=d["axis"], strict=bool(d.get("strict", False)))
         chans = d["channels"]
         if d["n_channels"] is None:
@@ -135,7 +145,9 @@ def from_dict(cls, d: dict):
                 a.lohi[c] = (lo, hi)
             elif counts and any(counts):
                 raise InvalidInputError("bin counts without a grid")
-            for k, s in enumerate(ch["sums"]):
+            if len(ch["sums"]) != n_sums:
+                raise InvalidInputError(f"expected {n_sums} power sums per channel")
+            for k, s in enumerate(ch["sums"][:N_POWERS]):
                 if int(s["exponent"]) != BASE_EXP[k]:
                     raise InvalidInputError("unexpected superaccumulator exponent")
                 value = 0
@@ -207,8 +219,8 @@ def load(cls, path):
             zlib.error) as exc:
         raise InvalidInputError(f"{path}: not a histogram archive "
                                 f"({' '.join(str(exc).split())})") from None
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
-        raise InvalidInputError(f"{path}: not a {SCHEMA} archive")
+    if not isinstance(meta, dict) or meta.get("schema") not in _SCHEMAS:
+        raise InvalidInputError(f"{path}: not a {SCHEMA} (or /1) archive")
     try:
         return _from_arrays(cls, path, meta, stored)
     except InvalidInputError:
@@ -224,15 +236,16 @@ def _from_arrays(cls, path, meta: dict, stored: dict):
     if meta["n_channels"] is None:
         return hist
     n_ch, n_bins = int(meta["n_channels"]), hist.n_bins
+    n_limbs = TOTAL_LIMBS if meta["schema"] == SCHEMA else LEGACY_TOTAL_LIMBS
     shapes = {"counts": (n_ch, n_bins), "grid": (n_ch, 2), "lohi": (n_ch, 2),
-              "stats": (n_ch, 3), "limbs": (n_ch, TOTAL_LIMBS)}
+              "stats": (n_ch, 3), "limbs": (n_ch, n_limbs)}
     for name, shape in shapes.items():
         if stored[name].shape != shape:
             raise InvalidInputError(f"{path}: array {name} has shape {stored[name].shape}, "
                                     f"expected {shape}")
     a = HistogramArrays.empty(n_ch, n_bins)
     for name in ("counts", "stats", "limbs", "lohi"):  # cast into int64 / float64 in place
-        getattr(a, name)[:] = stored[name]
+        getattr(a, name)[:] = stored[name][:, :TOTAL_LIMBS] if name == "limbs" else stored[name]
     for c in range(n_ch):
         if a.lohi[c, 0] <= a.lohi[c, 1]:
             e, k0 = canonical_grid(float(a.lohi[c, 0]), float(a.lohi[c, 1]), n_bins)

@@ -1,18 +1,29 @@
-"""Exact moments: per-channel superaccumulated power sums and the moments evaluated from them.
+"""Moments: per-channel exact $S_1, S_2$, and the third and fourth moments from the bins.
 
-A histogram keeps, per channel, the exact power sums $S_1 = \\sum x$ and
-$S_2 = \\sum x^2$, and $S_3$, $S_4$ as exact sums of the float64 powers ``(x*x)*x`` and
-``(x*x)*(x*x)`` (rounded once per value, exponent unbounded), in a superaccumulator whose
-layout is :mod:`lloydmax.analysis._exactsum` (the update kernel adds into it directly).
+A histogram keeps, per channel, the exact power sums $S_1 = \\sum x$ and $S_2 = \\sum x^2$
+in a superaccumulator whose layout is :mod:`lloydmax.analysis._exactsum` (the update kernel
+adds into it directly).  ``mean`` is the correctly rounded mean, ``var`` the correctly
+rounded population variance $m_2 = S_2/n - (S_1/n)^2$.
 
-The moments are evaluated from them in exact rational arithmetic and rounded once:
-``mean`` is the correctly rounded mean, ``var`` the correctly rounded population variance
-$m_2 = S_2/n - (S_1/n)^2$; ``skewness`` $m_3 / m_2^{3/2}$ and excess ``kurtosis``
-$m_4 / m_2^2 - 3$ (scipy's default, biased definitions).  The count $n$ includes the zeros
-and excludes NaN / Inf; the histogram supplies it.
+The third and fourth central moments come from the exact bin counts
+(:func:`binned_shape`): every binned value $x$ is replaced by its bin centre $c$, the
+zeros stay exact, and $\\hat m_j = \\frac1n \\sum (c - \\mu)^j$ about the exact mean.  With
+$|x - c| \\le \\delta = w/2$ and $y = c - \\mu$, the binomial expansion bounds the error:
 
-This module holds :class:`PowerSums` (the limbs of every channel, with exact merging) and
-:func:`moments` (sums to moments).
+$$|m_3 - \\hat m_3| \\le \\tfrac1n \\sum (3 y^2 \\delta + 3 |y| \\delta^2 + \\delta^3),\\quad
+|m_4 - \\hat m_4| \\le \\tfrac1n \\sum (4 |y|^3 \\delta + 6 y^2 \\delta^2 + 4 |y| \\delta^3 +
+\\delta^4),$$
+
+sums over the binned values.  ``skewness`` $\\hat m_3 / m_2^{3/2}$ and excess ``kurtosis``
+$\\hat m_4 / m_2^2 - 3$ (scipy's default, biased definitions) use the exact $m_2$, so their
+errors are these bounds over $m_2^{3/2}$ and $m_2^2$: about $1.5\\,w/\\sigma$ and
+$2\\,w\\,E|y|^3/\\sigma^4$.  They are functions of the exact state, so they are as
+split-independent as the bins.  To feed code that expects four power sums, the estimates
+are also given as the $S_3$, $S_4$ that reproduce $\\hat m_3$, $\\hat m_4$ exactly with the
+exact $S_1, S_2$.  The count $n$ includes the zeros and excludes NaN / Inf.
+
+This module holds :class:`PowerSums` (the limbs of every channel, with exact merging),
+:func:`binned_shape` and :func:`moments` (sums to moments).
 """
 from __future__ import annotations
 
@@ -21,10 +32,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import _kernels as K
+from . import _binkern as K
 from ._exactsum import TOTAL_LIMBS, power_sums
 
-__all__ = ["PowerSums", "exact_moments", "exact_std", "moments", "sqrt_to_float", "to_float"]
+__all__ = ["PowerSums", "binned_shape", "exact_moments", "exact_std", "moments", "sqrt_to_float",
+           "to_float"]
 
 
 def to_float(value: Fraction) -> float:
@@ -88,7 +100,7 @@ def moments(n: int, sums: list[Fraction]) -> tuple[float, float, float, float]:
 
 
 class PowerSums:
-    """Exact $S_1 \\dots S_4$ of ``n_channels`` channels as superaccumulator limbs.
+    """Exact $S_1, S_2$ of ``n_channels`` channels as superaccumulator limbs.
 
     Parameters
     ----------
@@ -120,11 +132,11 @@ class PowerSums:
     __hash__ = None
 
     def power_sums(self, ch: int) -> list[Fraction]:
-        """Exact $[S_1, S_2, S_3, S_4]$ of channel ``ch``."""
+        """Exact $[S_1, S_2]$ of channel ``ch``."""
         return power_sums(self.limbs[ch])
 
     def total_power_sums(self, channels) -> list[Fraction]:
-        r"""Exact $[S_1, \dots, S_4]$ over several channels together: their normalised
+        r"""Exact $[S_1, S_2]$ over several channels together: their normalised
         limbs (each below $2^{32}$) are added in int64, which is exact for fewer than
         $2^{31}$ channels, and converted once, instead of once per channel."""
         rows = self.limbs[np.asarray(channels, dtype=np.int64)]
@@ -134,13 +146,47 @@ class PowerSums:
 
     def normalize(self) -> None:
         """Carry every channel's limbs back to the normalised form."""
-        for ch in range(self.limbs.shape[0]):
-            K.normalize_limbs(self.limbs, ch)
+        K.normalize_all(self.limbs)
 
     def add(self, other: PowerSums) -> None:
         """Add the sums of ``other`` (same channel count) exactly."""
         self.limbs += other.limbs
         self.normalize()
+
+
+def binned_shape(n: int, s1: Fraction, s2: Fraction, counts: np.ndarray, grid: np.ndarray,
+                 zeros: int) -> tuple[Fraction, Fraction, Fraction, Fraction]:
+    """``(S3, S4, bound3, bound4)`` from the bins: the $S_3$, $S_4$ for which the central
+    moments of :func:`moments` are the binned $\\hat m_3$, $\\hat m_4$ about the exact mean
+    $S_1 / n$, and the bounds on $|m_3 - \\hat m_3|$, $|m_4 - \\hat m_4|$ (module docstring).
+
+    ``counts`` / ``grid`` are the ``(m, n_bins)`` counts and ``(m, 2)`` grids $(e, k_0)$ of
+    the channels pooled (each on its own grid), ``zeros`` their exact zeros.  Sums are taken
+    in float64 in units of $2^E$, $E$ the coarsest grid exponent, so no power overflows.
+    """
+    if n == 0:
+        return Fraction(0), Fraction(0), Fraction(0), Fraction(0)
+    rows, cols = np.nonzero(counts)
+    big = int(grid[rows, 0].max()) if rows.size else 0
+    unit = Fraction(2) ** big
+    mean = s1 / n
+    mu = to_float(mean / unit)
+    shift = (grid[rows, 0] - big).astype(np.int32)
+    y = np.ldexp((grid[rows, 1] + cols).astype(np.float64) + 0.5, shift) - mu
+    weights = counts[rows, cols].astype(np.float64)
+    delta = np.ldexp(0.5, shift)
+    y2 = y * y
+    t3 = float(weights @ (y2 * y)) + zeros * -mu ** 3
+    t4 = float(weights @ (y2 * y2)) + zeros * mu ** 4
+    ay = np.abs(y)
+    e3 = float(weights @ (3 * y2 * delta + (3 * ay + delta) * delta * delta))
+    e4 = float(weights @ (4 * ay * y2 * delta + (6 * y2 + (4 * ay + delta) * delta) * delta
+                          * delta))
+    m3 = Fraction(t3) / n * unit ** 3
+    m4 = Fraction(t4) / n * unit ** 4
+    s3 = n * m3 + 3 * mean * s2 - 2 * n * mean ** 3
+    s4 = n * m4 + 4 * mean * s3 - 6 * mean * mean * s2 + 3 * n * mean ** 4
+    return s3, s4, Fraction(e3) / n * unit ** 3, Fraction(e4) / n * unit ** 4
 
 
 def exact_moments(n: int, sums) -> dict:

@@ -1,33 +1,43 @@
-"""The streaming update of a histogram: data in bounded chunks through one fused pass that
-feeds the grid and the moments.
+"""The streaming update of a histogram: one kernel call per array, on one or more threads.
 
-An update checks the data (real numbers; with ``strict``, no NaN / Inf), cuts it into
-``(outer, channels, inner)`` views of at most :data:`CHUNK` values -- without copying
-wherever the memory layout allows -- and runs two kernel passes per chunk
-(:mod:`lloydmax.analysis._kernels`): ``scan_bits`` counts NaN, Inf and zeros and finds
-the range, the grids move to cover it (:class:`~lloydmax.analysis._grid.BinGrid`), then
-``accumulate`` bins every finite non-zero value and adds its powers into the
-superaccumulator (:class:`~lloydmax.analysis._moments.PowerSums`): grid and moments are
-fed in the same read of the data.
+An update checks the data (real numbers; with ``strict``, no NaN / Inf) and views it as
+``(outer, channels, inner)`` -- without copying wherever the memory layout allows.  One
+call of :func:`lloydmax.analysis._binkern.update` then walks the view in cache-sized blocks:
+per block and channel it scans the bits (NaN, Inf, zeros, range), moves the channel's grid
+when the range grew, bins the values and adds $S_1$, $S_2$ into the superaccumulator.
+
+Large updates run on :data:`THREADS` threads (numba's ``NUMBA_NUM_THREADS``, default: the
+cores): the view is cut into that many pieces, the first goes into the histogram itself
+and each other into a fresh state, which is then merged in (exact, so the result is the
+same bits as on one thread).  The kernels release the GIL.
 """
 from __future__ import annotations
 
-import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 
 from lloydmax.errors import InvalidDataError
 
+from . import _binkern as B
 from . import _kernels as K
 from ._grid import BinGrid
 from ._kernels import COL_INF, COL_NAN
 from ._moments import PowerSums
 
-__all__ = ["CHUNK", "add_chunk", "as_numeric", "block_chunks", "check_finite", "chunks"]
+__all__ = ["CHUNK", "THREADS", "add_array", "add_chunk", "as_numeric", "block_chunks",
+           "check_finite", "chunks"]
 
-#: values per kernel call: bounds the temporaries and keeps a chunk in cache
+#: values per copied piece of an array that has to be copied (neither C nor F order)
 CHUNK = 1 << 16
-_PACK = 1024  # values per packing buffer of K.accumulate (two buffers, 16 KiB: in L1)
+#: threads of a large update (numba's NUMBA_NUM_THREADS: its value when numba was imported)
+THREADS = max(1, int(numba.config.NUMBA_NUM_THREADS))
+#: values from which an update is split over the threads
+PARALLEL_MIN = 1 << 20
+_local = threading.local()
+_pool: list = []
 
 
 def as_numeric(data) -> np.ndarray:
@@ -55,15 +65,14 @@ def _native(x3: np.ndarray) -> np.ndarray:
 
 
 def chunks(arr: np.ndarray, axis: int | None):
-    """Yield ``(x3, channel_offset)`` views of at most ~CHUNK values of ``arr``, whose
-    channel axis is ``axis`` (None: one channel, the whole tensor)."""
+    """Yield ``(x3, channel_offset)`` views of ``arr``, whose channel axis is ``axis``
+    (None: one channel, the whole tensor): the whole array as one view when its memory
+    layout allows, else copied pieces of ~CHUNK values."""
     if axis is None:
         if arr.flags.f_contiguous and not arr.flags.c_contiguous:
             arr = arr.T  # order does not matter for one histogram of the tensor
         if arr.flags.c_contiguous:
-            flat = arr.reshape(-1)
-            for start in range(0, flat.size, CHUNK):
-                yield flat[start:start + CHUNK].reshape(1, 1, -1), 0
+            yield arr.reshape(1, 1, -1), 0
             return
         rows = max(1, CHUNK // max(1, arr[0].size))
         for start in range(0, arr.shape[0], rows):
@@ -74,26 +83,14 @@ def chunks(arr: np.ndarray, axis: int | None):
         arr, ax = arr.T, arr.ndim - 1 - ax
     arr = np.ascontiguousarray(arr)  # copies only an array that is neither C nor F order
     outer = int(np.prod(arr.shape[:ax], dtype=np.int64))
-    n_ch = arr.shape[ax]
     inner = int(np.prod(arr.shape[ax + 1:], dtype=np.int64))
-    x3 = arr.reshape(outer, n_ch, inner)
-    if outer > 1:
-        step = max(1, CHUNK // max(1, n_ch * inner))
-        for start in range(0, outer, step):
-            yield x3[start:start + step], 0
-    else:
-        step = max(1, CHUNK // max(1, n_ch))
-        for start in range(0, inner, step):
-            yield x3[:, :, start:start + step], 0
+    yield arr.reshape(outer, arr.shape[ax], inner), 0
 
 
 def block_chunks(arr: np.ndarray):
-    """Yield ``(1, channels, inner)`` views of at most ~CHUNK values of ``arr``, a block of
-    consecutive channels on axis 0."""
-    x3 = np.ascontiguousarray(arr).reshape(1, arr.shape[0], -1)
-    step = max(1, CHUNK // max(1, x3.shape[1]))
-    for start in range(0, x3.shape[2], step):
-        yield x3[:, :, start:start + step]
+    """Yield the ``(1, channels, inner)`` view of ``arr``, a block of consecutive channels
+    on axis 0 (one view: the kernel walks it in cache-sized blocks)."""
+    yield np.ascontiguousarray(arr).reshape(1, arr.shape[0], -1)
 
 
 def check_finite(arr: np.ndarray) -> None:
@@ -120,28 +117,62 @@ def check_finite(arr: np.ndarray) -> None:
                                "(strict histogram)")
 
 
+def _scratch(n_bins: int, dtype):
+    """This thread's zeroed kernel table, packing buffer (``dtype``) and its integer view,
+    and scratch row."""
+    mine = getattr(_local, "scratch", None)
+    if mine is None or mine[3].shape[0] != n_bins or mine[1].dtype != dtype:
+        buf = np.empty(B.PACK, dtype=dtype)
+        mine = (np.zeros((B.ACC_ROWS, B.ACC_COLS), dtype=np.int64), buf,
+                buf.view(np.int32 if dtype == np.float32 else np.int64),
+                np.empty(n_bins, dtype=np.int64))
+        _local.scratch = mine
+    return mine
+
+
 def add_chunk(x3: np.ndarray, c_off: int, bins: BinGrid, sums: PowerSums,
               stats: np.ndarray) -> None:
-    """Add one ``(outer, channels, inner)`` chunk into channels c_off, c_off+1, ... of the
+    """Add one ``(outer, channels, inner)`` view into channels c_off, c_off+1, ... of the
     bin counts ``bins``, the power sums ``sums`` and the NaN / Inf / zero counters
-    ``stats``."""
+    ``stats``, in one kernel call on this thread."""
     x3 = _native(x3)
-    n_ch = x3.shape[1]
-    sl = slice(c_off, c_off + n_ch)
-    chunk_stats = np.zeros((n_ch, 3), dtype=np.int64)
-    lohi = bins.lohi[sl].copy()
-    absrange = np.array([np.inf, 0.0])
-    bits = x3.view(np.int32 if x3.dtype == np.float32 else np.int64)
-    scratch = np.zeros(1, dtype=bits.dtype)
-    K.scan_bits(bits, x3.dtype == np.float32, chunk_stats, lohi, absrange, scratch,
-                scratch.view(x3.dtype))
-    stats[sl] += chunk_stats
-    if absrange[1] == 0.0:
-        return  # only zeros, NaN and Inf
-    bins.extend(c_off, lohi)
-    ex_lo = math.frexp(absrange[0])[1] - 1
-    ex_hi = math.frexp(absrange[1])[1] - 1
-    acc = np.zeros((ex_hi - ex_lo + 1, K.ACC_COLS), dtype=np.int64)
-    K.accumulate(x3, bits, x3.dtype == np.float32, c_off, bins.counts, bins.grid[:, 1].copy(),
-                 bins.inv_w, bins.w, acc, ex_lo, sums.limbs, chunk_stats,
-                 np.empty(_PACK, dtype=np.float64), np.empty(_PACK, dtype=np.int64))
+    if x3.size == 0:
+        return
+    is32 = x3.dtype == np.float32
+    acc, xbuf, bbuf, tmp = _scratch(bins.n_bins, x3.dtype)
+    B.update(x3, x3.view(np.int32 if is32 else np.int64), is32, c_off, bins.counts, bins.grid,
+             bins.lohi, bins.inv_w, bins.w, sums.limbs, stats, acc, xbuf, bbuf, tmp, B.BLOCK)
+
+
+def _pieces(x3: np.ndarray, n: int) -> list[np.ndarray]:
+    """``x3`` cut into ``n`` views of about equal size, along its outer axis if it has
+    enough rows, else along the inner one."""
+    axis = 0 if x3.shape[0] >= n else 2
+    cuts = np.linspace(0, x3.shape[axis], n + 1).astype(np.int64)
+    return [x3[a:b] if axis == 0 else x3[:, :, a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def add_array(x3: np.ndarray, c_off: int, bins: BinGrid, sums: PowerSums,
+              stats: np.ndarray) -> None:
+    """:func:`add_chunk`, split over :data:`THREADS` threads when ``x3`` is large (at least
+    :data:`PARALLEL_MIN` values and 4 values per bin of the extra states).  Each extra
+    thread fills a fresh state, merged in afterwards: bit-identical to one thread."""
+    n_ch = bins.n_channels
+    if THREADS < 2 or x3.size < max(PARALLEL_MIN, 4 * n_ch * bins.n_bins):
+        add_chunk(x3, c_off, bins, sums, stats)
+        return
+    x3 = _native(x3)
+    pieces = _pieces(x3, THREADS)
+    states = [(BinGrid(n_ch, bins.n_bins), PowerSums(n_ch), np.zeros_like(stats))
+              for _ in pieces[1:]]
+    if not _pool:
+        _pool.append(ThreadPoolExecutor(max_workers=THREADS - 1,
+                                        thread_name_prefix="lloydmax-hist"))
+    futures = [_pool[0].submit(add_chunk, piece, c_off, *state)
+               for piece, state in zip(pieces[1:], states)]
+    add_chunk(pieces[0], c_off, bins, sums, stats)
+    for future, (o_bins, o_sums, o_stats) in zip(futures, states):
+        future.result()
+        bins.add(o_bins)
+        sums.add(o_sums)
+        stats += o_stats

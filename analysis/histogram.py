@@ -1,31 +1,25 @@
 """Exact, mergeable streaming histograms of activations (per tensor or per channel).
 
-Design
-------
 :class:`Histogram` is a composition of three parts, one module each:
 
 * *Grid* (:mod:`lloydmax.analysis._grid`): per channel ``n_bins`` int64 counts on the
   power-of-two canonical grid of the channel's range $[lo, hi]$ of finite non-zero values.
   The grid is a function of $(lo, hi)$ only -- never of batch order -- so histograms of the
   same values, however split into batches and merged, are bit-identical.
-* *Moments* (:mod:`lloydmax.analysis._moments`): exact power sums $S_1 \\dots S_4$ in a
-  superaccumulator, from which ``mean``, ``var``, ``skewness`` and ``kurtosis`` are
-  evaluated in exact rational arithmetic and rounded once.
+* *Moments* (:mod:`lloydmax.analysis._moments`): exact $S_1, S_2$ in a superaccumulator
+  (``mean`` and ``var`` rounded once); ``skewness`` and ``kurtosis`` from the exact bins,
+  with an error bound (:meth:`Histogram.shape_error_bounds`).
 * *File format* (:mod:`lloydmax.analysis._histfile`): the exact state as a dict, ``.json``
-  or ``.npz`` file (``lloydmax.histogram/1``).
+  or ``.npz`` file (``lloydmax.histogram/2``; ``/1`` files still load).
 
-The streaming update -- chunking, the strict NaN / Inf check and the fused kernel pass
-that bins and sums each chunk in one read -- is :mod:`lloydmax.analysis._stream`.  This
-module holds the class that composes them: updates, merges, the per-channel accessors and
-the internal API through which the rest of the package feeds and combines histograms.
+The streaming update -- the strict NaN / Inf check, the threads and the one kernel call
+that scans, re-grids, bins and sums -- is :mod:`lloydmax.analysis._stream`.
 
-*Zeros, NaN, Inf.* Exact zeros (``x == 0``, so ``-0.0`` too) are counted apart (ReLU
-sparsity) and sit in no bin.  NaN and +/-Inf are counted and skipped with one warning per
-update, or raise :class:`~lloydmax.errors.InvalidDataError` with ``strict=True``.  The
-count $n$ of the moments includes the zeros and excludes NaN / Inf.
-
-Memory does not depend on how many values were seen: per channel ``n_bins`` counts, 682
-limbs and a few scalars; data are processed in chunks of at most ``CHUNK`` values.
+Exact zeros (``-0.0`` too) are counted apart and sit in no bin.  NaN and +/-Inf are counted
+and skipped with one warning per update, or raise :class:`~lloydmax.errors.InvalidDataError`
+with ``strict=True``.  The count $n$ of the moments includes the zeros.  Memory does not
+depend on how many values were seen: per channel ``n_bins`` counts and 210 limbs (one such
+state more per extra thread during a large update).
 """
 from __future__ import annotations
 
@@ -38,12 +32,13 @@ import numpy as np
 from lloydmax.errors import InvalidDataError, InvalidInputError
 
 from . import _histfile
-from ._grid import BinGrid, WeightedPoints, merge_points
+from ._grid import BinGrid, WeightedPoints
 from ._grid import canonical_grid as canonical_grid  # re-exported: the grid of [lo, hi]
 from ._histfile import SCHEMA, HistogramArrays
 from ._kernels import COL_INF, COL_NAN, COL_ZERO
-from ._moments import PowerSums, exact_std, moments
-from ._stream import CHUNK, add_chunk, as_numeric, block_chunks, check_finite, chunks
+from ._moments import PowerSums, binned_shape, exact_std, moments, to_float
+from ._pool import channel_indices, pooled, pooled_points
+from ._stream import CHUNK, add_array, as_numeric, block_chunks, check_finite, chunks
 
 __all__ = ["CHUNK", "SCHEMA", "Histogram", "WeightedPoints"]
 
@@ -65,17 +60,14 @@ class Histogram:
     Notes
     -----
     Properties (``count``, ``zeros``, ``nan_count``, ``inf_count``, ``min``, ``max``,
-    ``mean``, ``var``, ``std``, ``skewness``, ``kurtosis``) are Python scalars for a
-    per-tensor histogram and arrays of length ``n_channels`` per channel.  ``mean`` of no
-    values, and ``var``/``std``/``skewness``/``kurtosis`` of fewer than 2 values, are NaN;
-    ``skewness`` and ``kurtosis`` of constant data are NaN too (``var`` is 0).  Whatever
-    needs spread (solvers, reports) must check this and raise.
+    ``mean``, ``var``, ``std``, ``skewness``, ``kurtosis``) are Python scalars per tensor
+    and arrays of length ``n_channels`` per channel.  ``mean`` of no values, the others of
+    fewer than 2 values and ``skewness`` / ``kurtosis`` of constant data are NaN.
 
     ``a + b`` and :meth:`merge` return a new histogram; ``a += b`` merges in place.  Both
     require the same ``n_bins``, ``axis`` and channel count.
 
-    The methods under "internal API" serve the rest of :mod:`lloydmax.analysis` (chunked
-    file readers, the distributed merge, the file format); they are not for users.
+    The methods under "internal API" serve the rest of :mod:`lloydmax.analysis`.
     """
 
     def __init__(self, n_bins: int = 2048, axis: int | None = None, strict: bool = False):
@@ -95,7 +87,7 @@ class Histogram:
     # ------------------------------------------------------------------ state
     def _allocate(self, n_ch: int) -> None:
         self._bins = BinGrid(n_ch, self._n_bins)  # counts on the canonical grids
-        self._sums = PowerSums(n_ch)  # exact S1..S4
+        self._sums = PowerSums(n_ch)  # exact S1, S2
         self._stats = np.zeros((n_ch, 3), dtype=np.int64)  # nan, inf, zeros: in no bin
 
     def _ensure_channels(self, n_ch: int, axis) -> None:
@@ -139,13 +131,15 @@ class Histogram:
                     f"axis {axis} is out of range for data with {arr.ndim} dimension(s) "
                     f"(shape {arr.shape})")
             self._ensure_channels(arr.shape[axis], axis)
-        if arr.size == 0:
-            return 0
+        return self._feed(arr, chunks(arr, axis)) if arr.size else 0
+
+    def _feed(self, arr: np.ndarray, views) -> int:
+        """Add the ``(x3, channel_offset)`` views of ``arr``; the number of NaN / Inf."""
         if self.strict:
             check_finite(arr)
         before = self._stats[:, :2].sum()
-        for x3, c_off in chunks(arr, axis):
-            add_chunk(x3, c_off, self._bins, self._sums, self._stats)
+        for x3, c_off in views:
+            add_array(x3, c_off, self._bins, self._sums, self._stats)
         return self._stats[:, :2].sum() - before
 
     def _warn_skipped(self, skipped) -> None:
@@ -249,7 +243,8 @@ class Histogram:
     @property
     def count(self):
         """Finite values seen (zeros included, NaN and Inf excluded)."""
-        return self._out([self._n(c) for c in range(self._stats.shape[0])])
+        totals = self._bins.counts.sum(axis=1) + self._stats[:, COL_ZERO]
+        return self._out([int(v) for v in totals])
 
     @property
     def zeros(self):
@@ -265,36 +260,59 @@ class Histogram:
         return self._out([int(v) for v in self._stats[:, COL_INF]])
 
     def _extreme(self, side: int, pick):
-        out = []
-        for c in range(self._stats.shape[0]):
-            v = float(self._bins.lohi[c, side])
-            if self._stats[c, COL_ZERO]:
-                v = pick(v, 0.0)
-            out.append(v if math.isfinite(v) else math.nan)
-        return self._out(out)
+        v = self._bins.lohi[:, side].copy()
+        zeros = self._stats[:, COL_ZERO] > 0
+        v[zeros] = pick(v[zeros], 0.0)  # the exact zeros count as values
+        v[~np.isfinite(v)] = np.nan
+        return self._out([float(x) for x in v])
 
     @property
     def min(self):
         """Smallest finite value (NaN when there is none)."""
-        return self._extreme(0, min)
+        return self._extreme(0, np.minimum)
 
     @property
     def max(self):
         """Largest finite value (NaN when there is none)."""
-        return self._extreme(1, max)
+        return self._extreme(1, np.maximum)
 
     # ------------------------------------------------------------------ moments
+    def _shape(self, chans: list[int], s1s2: list[Fraction]):
+        n = int(self._bins.counts[chans].sum() + self._stats[chans, COL_ZERO].sum())
+        return binned_shape(n, *s1s2, self._bins.counts[chans],
+                            self._bins.grid[chans], int(self._stats[chans, COL_ZERO].sum()))
+
     def power_sums(self, channel=None) -> list[Fraction]:
-        """Exact $[S_1, S_2, S_3, S_4]$ of a channel as fractions (see
-        :mod:`lloydmax.analysis._exactsum`)."""
-        return self._sums.power_sums(self._channel(channel))
+        """$[S_1, S_2, S_3, S_4]$ of a channel as fractions: $S_1$, $S_2$ exact; $S_3$, $S_4$
+        those that give the central moments of the bins (:mod:`~lloydmax.analysis._moments`)."""
+        c = self._channel(channel)
+        s1s2 = self._sums.power_sums(c)
+        return s1s2 + list(self._shape([c], s1s2)[:2])
 
     def total_power_sums(self, channels) -> list[Fraction]:
-        """Exact power sums $S_1 .. S_4$ of the given channels pooled (one conversion)."""
-        return self._sums.total_power_sums([self._channel(c) for c in channels])
+        """:meth:`power_sums` of the given channels pooled (one conversion)."""
+        chans = channel_indices(self, channels)
+        s1s2 = self._sums.total_power_sums(chans)
+        return s1s2 + list(self._shape(chans, s1s2)[:2])
+
+    def shape_error_bounds(self, channel=None) -> tuple[float, float]:
+        """Bounds on the errors of :attr:`skewness` and :attr:`kurtosis` of a channel (they
+        come from the bins; :func:`~lloydmax.analysis._moments.binned_shape`); NaN without
+        spread."""
+        c = self._channel(channel)
+        s1s2 = self._sums.power_sums(c)
+        _, _, b3, b4 = self._shape([c], s1s2)
+        n = self._n(c)
+        m2 = s1s2[1] / n - (s1s2[0] / n) ** 2 if n > 1 else Fraction(0)
+        if not m2 > 0:
+            return math.nan, math.nan
+        return math.sqrt(to_float(b3 * b3 / m2 ** 3)), to_float(b4 / (m2 * m2))
 
     def _moment(self, index: int):
-        return self._out([moments(self._n(c), self._sums.power_sums(c))[index]
+        def sums(c):  # the binned S3, S4 only when needed
+            s = self._sums.power_sums(c)
+            return s + (list(self._shape([c], s)[:2]) if index >= 2 else [Fraction(0)] * 2)
+        return self._out([moments(self._n(c), sums(c))[index]
                           for c in range(self._stats.shape[0])])
 
     @property
@@ -315,12 +333,14 @@ class Histogram:
 
     @property
     def skewness(self):
-        """$m_3 / m_2^{3/2}$ (``scipy.stats.skew`` with ``bias=True``)."""
+        """$m_3 / m_2^{3/2}$ (``scipy.stats.skew`` with ``bias=True``), $m_3$ from the bins
+        (error bound: :meth:`shape_error_bounds`)."""
         return self._moment(2)
 
     @property
     def kurtosis(self):
-        """Excess kurtosis $m_4 / m_2^2 - 3$ (``scipy.stats.kurtosis`` defaults)."""
+        """Excess kurtosis $m_4 / m_2^2 - 3$ (``scipy.stats.kurtosis`` defaults), $m_4$ from
+        the bins (error bound: :meth:`shape_error_bounds`)."""
         return self._moment(3)
 
     # ------------------------------------------------------------------ bins
@@ -366,15 +386,14 @@ class Histogram:
             raise InvalidDataError("the histogram holds no finite values for this channel")
         return WeightedPoints(values, weights)
 
+    def pooled(self, channels=None) -> Histogram:
+        """The channels (default: all) as one per-tensor histogram (see ``_pool.pooled``)."""
+        return pooled(self, channels)
+
     def pooled_points(self, channels) -> WeightedPoints:
         """The points of several channels pooled (each on its own grid), with the point 0,
         sorted and merged, in one vectorised pass; InvalidDataError when there are none."""
-        chans = np.asarray([self._channel(c) for c in channels], dtype=np.int64)
-        values, weights = self._bins.pooled_centres(chans)
-        points = merge_points(values, weights, float(np.sum(self._stats[chans, COL_ZERO])))
-        if points.values.size == 0:
-            raise InvalidDataError("the histogram holds no finite values for these channels")
-        return points
+        return pooled_points(self, channels)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:
@@ -432,12 +451,7 @@ class Histogram:
         if arr.ndim == 0 or n_ch is None or not 0 <= channel_offset <= n_ch - arr.shape[0]:
             raise InvalidInputError(f"a block of shape {arr.shape} at channel {channel_offset} "
                                     f"does not fit {n_ch} channel(s)")
-        if self.strict:
-            check_finite(arr)
-        before = self._stats[:, :2].sum()
-        for x3 in block_chunks(arr):
-            add_chunk(x3, channel_offset, self._bins, self._sums, self._stats)
-        self._warn_skipped(self._stats[:, :2].sum() - before)
+        self._warn_skipped(self._feed(arr, ((x3, channel_offset) for x3 in block_chunks(arr))))
 
     def channel_ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel smallest and largest finite non-zero value seen, as two new float64

@@ -26,7 +26,7 @@ import numpy as np
 from lloydmax.errors import InvalidInputError, MissingDependencyError
 
 from ._progress import phase
-from .torch_collect import histograms_from
+from .collect import histograms_from
 
 __all__ = ["collect_onnx", "iter_onnx_activations", "load_onnx_model", "select_nodes"]
 

@@ -130,12 +130,13 @@ def _select(hist, name, channel, summary=None):
     zeros = sum(int(summary["zeros"][c]) for c in used)
     lo = min(float(summary["min"][c]) for c in used)
     hi = max(float(summary["max"][c]) for c in used)
-    if len(used) == 1:
-        v, w = hist.to_weighted_points(channel=used[0], include_zeros=True)
-        v, w = np.asarray(v, dtype=np.float64), np.asarray(w, dtype=np.float64)
-    else:
-        # channels have their own grids: pool their points in value order (ties add up)
-        v, w = hist.pooled_points(used)
+    if len(used) > 1:
+        # the layer of a per-channel histogram: its channels re-binned onto the grid of
+        # their joint range and added, which is the per-tensor histogram of the same
+        # values bit for bit (Histogram.pooled), in one pass over the channels
+        hist, used = hist.pooled(used), [0]
+    v, w = hist.to_weighted_points(channel=used[0], include_zeros=True)
+    v, w = np.asarray(v, dtype=np.float64), np.asarray(w, dtype=np.float64)
     stats = {"count": count, "zeros": zeros, "min": lo, "max": hi}
     stats.update(exact_moments(count, hist.total_power_sums(used)))
     return v, w, stats

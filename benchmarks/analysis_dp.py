@@ -18,6 +18,12 @@ Run ``python benchmarks/analysis_dp.py`` (``--help`` for options).  One run meas
    over the DP and the time ratio.  ``lm.solve_data`` (Lloyd from quantiles) is included
    for reference.
 
+3. **The wrapper on tiny inputs** (``--tiny-calls`` calls each, min and median per call):
+   ``solve_dp`` against ``ckwrap.ckmeans`` on ``TINY`` (points, levels) cases of N(0,1)
+   samples, unweighted and weighted.  Here the DP itself takes a few microseconds, so the
+   figures are the Python wrapper's cost (validation, standardisation, table and metrics);
+   the goal of issue 9 is a wrapper of at most 40 us, below ckwrap.
+
 Nothing here asserts on time; the script only reports.  Machine information comes from
 ``benchmarks/solver.py``.
 """
@@ -27,6 +33,7 @@ import argparse
 import importlib.metadata
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -37,6 +44,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from solver import best_of, machine_info
 
 SWEEP = ((2048, 16), (2048, 256), (16384, 16), (16384, 256), (100_000, 256))
+TINY = ((100, 4), (100, 16), (1000, 16))
+GOAL_TINY_US = 40.0
 
 
 def relu_samples(n: int, seed: int) -> np.ndarray:
@@ -81,6 +90,73 @@ def print_ckwrap(rows):
     print("\nratio = ckwrap time / lloydmax time (> 1: lloydmax is faster); best of the repeats")
 
 
+def per_call_us(fn, calls: int) -> tuple[float, float]:
+    """(min, median) wall time of one call of ``fn()`` in microseconds over ``calls`` calls."""
+    times = []
+    for _ in range(max(1, calls)):
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append(time.perf_counter_ns() - t0)
+    times.sort()
+    return times[0] / 1e3, times[len(times) // 2] / 1e3
+
+
+def bench_tiny(calls: int, seed: int) -> list[dict]:
+    """solve_dp against ckwrap on tiny inputs, where the wrapper dominates."""
+    import ckwrap
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for npts, k in TINY:
+        x = rng.standard_normal(npts)
+        for weighted in (False, True):
+            w = rng.random(npts) + 0.5 if weighted else None
+            if w is None:
+                def ours(x=x, k=k):
+                    return solve_dp(x, n_levels=k)
+
+                def theirs(x=x, k=k):
+                    return ckwrap.ckmeans(x, k)
+            else:
+                def ours(x=x, k=k, w=w):
+                    return solve_dp(x, n_levels=k, weights=w)
+
+                def theirs(x=x, k=k, w=w):
+                    return ckwrap.ckmeans(x, k, weights=w)
+            ours()
+            theirs()
+            # interleave two halves so a change of machine load hits both alike
+            a1, b1 = per_call_us(ours, calls // 2), per_call_us(theirs, calls // 2)
+            a2, b2 = per_call_us(ours, calls // 2), per_call_us(theirs, calls // 2)
+            mse = float(np.sum(theirs().withinss)) / (npts if w is None else float(np.sum(w)))
+            rows.append({"points": npts, "levels": k, "weighted": weighted,
+                         "dp_min": min(a1[0], a2[0]), "dp_med": min(a1[1], a2[1]),
+                         "ck_min": min(b1[0], b2[0]), "ck_med": min(b1[1], b2[1]),
+                         "relmse": abs(ours().mse - mse) / mse})
+    return rows
+
+
+def print_tiny(rows, calls):
+    print(f"\n## The wrapper on tiny inputs (N(0,1) samples; min / median of {calls} calls)\n")
+    print("| points | levels | weights | lloydmax solve_dp | ckwrap linear | ratio (min) "
+          "| ratio (median) | rel. MSE diff |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['points']} | {r['levels']} | {'yes' if r['weighted'] else 'no'} "
+              f"| {r['dp_min']:.1f} / {r['dp_med']:.1f} us "
+              f"| {r['ck_min']:.1f} / {r['ck_med']:.1f} us "
+              f"| {r['ck_min'] / r['dp_min']:.2f} | {r['ck_med'] / r['dp_med']:.2f} "
+              f"| {r['relmse']:.1e} |")
+    print("\nratio = ckwrap time / lloydmax time (> 1: lloydmax is faster)")
+    first = [r for r in rows if r["points"] == TINY[0][0] and r["levels"] == TINY[0][1]]
+    for r in first:
+        met = r["dp_min"] <= GOAL_TINY_US and r["dp_min"] < r["ck_min"]
+        print(f"Goal (wrapper <= {GOAL_TINY_US:g} us and below ckwrap at {r['points']} points x "
+              f"{r['levels']} levels, {'weighted' if r['weighted'] else 'unweighted'}): "
+              f"{'met' if met else 'NOT met'} ({r['dp_min']:.1f} us, ratio "
+              f"{r['ck_min'] / r['dp_min']:.2f})")
+
+
 def bench_kmeans(samples, k, repeat, seed):
     from sklearn.cluster import KMeans
 
@@ -120,6 +196,9 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=10**6, help="raw samples for k-means")
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--no-sweep", action="store_true", help="only the --bins x --levels case")
+    p.add_argument("--tiny-calls", type=int, default=4000,
+                   help="calls per tiny case and library (default 4000)")
+    p.add_argument("--only-tiny", action="store_true", help="only the tiny-input section")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -129,6 +208,11 @@ def main(argv=None) -> int:
     for label, value in machine_info() + [("ckwrap", importlib.metadata.version("ckwrap")),
                                           ("scikit-learn", sklearn.__version__)]:
         print(f"- {label}: {value}")
+
+    tiny = bench_tiny(args.tiny_calls, args.seed)
+    print_tiny(tiny, args.tiny_calls)
+    if args.only_tiny:
+        return 0
 
     samples = relu_samples(args.hist_samples, args.seed)
     cases = [(args.bins, args.levels)]

@@ -2,7 +2,8 @@
 
 One file per request in :func:`cache_dir` (``$LLOYDMAX_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/lloydmax``, else ``~/.cache/lloydmax``), named by :func:`request_key`:
-a SHA-256 of the normalised request and ``lloydmax.__version__``.  An entry is
+a SHA-256 of the normalised request, ``lloydmax.__version__`` and the size and
+modification time of the solver's source files (:func:`code_stamp`).  An entry is
 ``{"cache": "lloydmax.cache/1", "key": KEY, "table": <lloydmax.table/1 mapping>}``.
 
 A hit is answered by :class:`CachedTable`, which carries the attributes that
@@ -24,7 +25,8 @@ from pathlib import Path
 from ._format import dumps_json, validate_table
 from ._version import __version__
 
-__all__ = ["CachedTable", "cache_dir", "enabled", "load", "request_key", "store"]
+__all__ = ["CachedTable", "cache_dir", "code_stamp", "enabled", "load", "request_key",
+           "store"]
 
 ENTRY_SCHEMA = "lloydmax.cache/1"
 
@@ -44,11 +46,29 @@ def cache_dir() -> Path:
     return base / "lloydmax"
 
 
-def request_key(request: dict, version: str = __version__) -> str:
-    """SHA-256 (hex) of the request (JSON-ready values) and the package version."""
-    text = json.dumps({"request": request, "version": version}, sort_keys=True,
+def request_key(request: dict, version: str = __version__, code: str | None = None) -> str:
+    """SHA-256 (hex) of the request (JSON-ready values), the package version and the
+    :func:`code_stamp` of the installed solver sources."""
+    text = json.dumps({"request": request, "version": version,
+                       "code": code_stamp() if code is None else code}, sort_keys=True,
                       separators=(",", ":"), allow_nan=True, default=repr)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def code_stamp(root: Path | None = None) -> str:
+    """Name, size and modification time of every source file of the solver
+    (``lloydmax/*.py`` and ``lloydmax/_kernels/*.py``): an editable install whose code
+    changed under the same version number must not answer from tables the old code
+    solved.  A ``stat`` per file (about 40), no reads."""
+    here = Path(__file__).resolve().parent if root is None else Path(root)
+    parts = []
+    for folder in (here, here / "_kernels"):
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".py"):
+                    st = entry.stat()
+                    parts.append(f"{folder.name}/{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:32]
 
 
 def _path(key: str) -> Path:

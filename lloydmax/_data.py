@@ -19,36 +19,49 @@ __all__ = ["solve_data", "standardized_points", "Points", "data_metrics"]
 
 
 def _clean_data(x, weights):
+    """(values sorted, their weights, weight scale, top weight, values distinct): finite
+    data and positive weights, by the rules of :func:`standardized_points`.
+
+    Data already sorted and distinct (histogram bin centres) skip the sort; one
+    comparison of neighbours shows that and, with finite end points, that every value is
+    finite (a NaN fails every comparison).
+    """
     arr = as_float_array(x, "data").reshape(-1)
     if arr.size == 0:
         raise InvalidDataError("data is empty")
-    bad = ~np.isfinite(arr)
-    if bad.any():
+    distinct = bool((arr[1:] > arr[:-1]).all())
+    if not (distinct and -math.inf < arr[0] and arr[-1] < math.inf) and not (
+            np.isfinite(arr).all()):
         raise InvalidDataError(
             f"data holds {int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} Inf "
             "values; remove them first")
     if weights is None:
         w = np.ones_like(arr)
-        w_scale = 1.0
+        w_scale = top = 1.0
     else:
         w = as_float_array(weights, "weights").reshape(-1)
         if w.shape != arr.shape:
             raise InvalidDataError(f"weights have {w.size} entries but data has {arr.size}")
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
+        low, top = float(w.min()), float(w.max())  # NaN in w makes both NaN
+        if not (low >= 0.0 and top < math.inf):
             raise InvalidDataError("weights must be finite and non-negative")
-        keep = w > 0
-        arr, w = arr[keep], w[keep]
-        if arr.size == 0:
-            raise InvalidDataError("every weight is zero")
+        if low == 0.0:
+            keep = w > 0
+            arr, w = arr[keep], w[keep]
+            if arr.size == 0:
+                raise InvalidDataError("every weight is zero")
         # only relative weights matter: where their sum overflows (1e308 weights) or they
         # are tiny enough to underflow in products, scale them so the largest is 1
-        top, w_scale = float(np.max(w)), 1.0
-        with np.errstate(over="ignore"):
-            total = float(np.sum(w))
-        if not (math.isfinite(total) and top > 1e-290):
-            w, w_scale = w / top, top
+        w_scale = 1.0
+        if not (top > 1e-290 and top * w.size < 1e300):  # else the sum is finite
+            with np.errstate(over="ignore"):
+                total = float(np.sum(w))
+            if not (math.isfinite(total) and top > 1e-290):
+                w, w_scale, top = w / top, top, 1.0
+    if distinct:
+        return arr, w, w_scale, top, True
     order = np.argsort(arr, kind="stable")
-    return arr[order], w[order], w_scale
+    return arr[order], w[order], w_scale, top, False
 
 
 @dataclass(frozen=True)
@@ -80,26 +93,47 @@ def standardized_points(x, weights, n: int, convention, zero_threshold) -> Point
         Empty, NaN/Inf, constant data, fewer distinct values than levels, or negative
         values under a half-wave convention.
     """
-    xs, w, w_scale = _clean_data(x, weights)
+    xs, w, w_scale, top, sorted_distinct = _clean_data(x, weights)
     count = int(xs.size)
-    starts = np.flatnonzero(np.concatenate([[True], xs[1:] > xs[:-1]]))  # no overflow
-    xs, w = xs[starts], np.add.reduceat(w, starts)
+    unit_weights = weights is None  # until ties are merged
+    if not sorted_distinct:
+        step_up = xs[1:] > xs[:-1]  # no overflow
+        if not step_up.all():
+            starts = np.flatnonzero(np.concatenate([[True], step_up]))
+            xs, w = xs[starts], np.add.reduceat(w, starts)
+            unit_weights = False
     if xs.size == 1:
         raise InvalidDataError(f"data is constant (every value is {xs[0]:g}): nothing to quantize")
     if xs.size < n:
         raise InvalidDataError(
             f"data has {xs.size} distinct values, fewer than the {n} levels asked")
     relu = convention is not None or zero_threshold is not None
-    if relu and xs[0] < 0:
+    first, last = float(xs[0]), float(xs[-1])
+    if relu and first < 0:
         raise InvalidDataError("half-wave conventions need non-negative (ReLU) data")
-    shift = 0.0 if relu else _weighted_mean(xs, w)
-    # scale first: xs - shift overflows for data spanning more than half the float range
-    with np.errstate(over="ignore", invalid="ignore"):
-        scale = float(np.max(np.abs(xs - shift)))
-        if not math.isfinite(scale):
-            scale = 2.0 * float(np.max(np.abs(0.5 * xs - 0.5 * shift)))
+    # sum |x| w and sum w over count points stay finite: no overflow check needed (a
+    # weight of merged ties is at most count times the top weight)
+    moderate = max(-first, last, 1.0) * top * count < 1e300
+    if relu:
+        shift = 0.0
+    elif moderate:
+        # np.average's own arithmetic without its overhead; with unit weights
+        # (x * 1).sum() / (1 + ... + 1) is x.sum() / count exactly
+        mean = xs.sum() / count if unit_weights else (xs * w).sum() / w.sum()
+        shift = min(max(float(mean), first), last)
+    else:
+        shift = _weighted_mean(xs, w)
+    # sorted values: the largest |x - shift| is at an end (rounding is monotone)
+    scale = max(last - shift, shift - first)
+    if math.isfinite(scale):
         z = (xs - shift) / scale
-        distinct = bool(np.all(z[1:] > z[:-1]))
+        distinct = bool((z[1:] > z[:-1]).all())
+    else:
+        # scale first: xs - shift overflows for data spanning more than half the float range
+        with np.errstate(over="ignore", invalid="ignore"):
+            scale = 2.0 * float(np.max(np.abs(0.5 * xs - 0.5 * shift)))
+            z = (xs - shift) / scale
+            distinct = bool(np.all(z[1:] > z[:-1]))
     if not (math.isfinite(scale) and distinct):
         # centring lost distinct values (2.42e-107 next to 0 and a mean of 0.375) or
         # overflowed: standardise by a power of two only, which is exact
@@ -220,29 +254,42 @@ def data_metrics(z, w, levels, thresholds, lay: Layout):
     cells as the table assigns them.  Shared by :func:`solve_data` and
     :func:`lloydmax.solve_dp`.
     """
-    idx = np.searchsorted(thresholds, z, side="left")
-    total = float(np.sum(w))
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    return _metrics(z, w, levels, thresholds, lay, float(w.sum()))[:3]
+
+
+def _metrics(z, w, levels, thresholds, lay: Layout, total: float):
+    """:func:`data_metrics` given ``total = sum(w)``, and also returning it."""
+    idx = thresholds.searchsorted(z, side="left")
     d = z - levels[idx]
-    mse = float(np.sum(w * d * d)) / total
+    mse = float((w * d * d).sum()) / total
     mass = np.bincount(idx, weights=w, minlength=levels.size)
     wsum = np.bincount(idx, weights=w * z, minlength=levels.size)
-    p = mass[mass > 0] / total
-    entropy = float(-np.sum(p * np.log2(p)))
-    mean = np.divide(wsum, mass, out=np.zeros_like(wsum), where=mass > 0)
+    if mass.min() > 0:  # every cell occupied (the exact DP's cells always are)
+        p = mass / total
+        mean = wsum / mass
+    else:
+        p = mass[mass > 0] / total
+        mean = np.divide(wsum, mass, out=np.zeros_like(wsum), where=mass > 0)
+    entropy = float(-(p * np.log2(p)).sum())
     centroid = K.centroid_residual(levels, lay.level_pinned, mass, mean)
     midpoint = K.midpoint_residual(levels, lay.thr_pinned, thresholds)
-    return mse, entropy, max(centroid, midpoint)
+    return mse, entropy, max(centroid, midpoint), total
 
 
 def data_table(pts: Points, levels, thresholds, lay: Layout, *, bits, n, kind, step_z,
                residual, iterations, converged) -> QuantizerTable:
     """The table of a data fit, in the data's units (:func:`build_table`), with the MSE
     and entropy from :func:`data_metrics` (and its residual when ``residual`` is None)."""
-    mse_z, entropy, measured = data_metrics(pts.z, pts.w, levels, thresholds, lay)
-    with np.errstate(over="ignore"):  # the sum of 1e308 weights: left out of the params
-        weight = pts.w_scale * float(np.sum(pts.w))
+    # pts.w sums to a finite number (standardized_points scales weights whose sum
+    # overflows); the weight in the caller's units may not (1e308 weights): then it is
+    # left out of the params
+    mse_z, entropy, measured, total = _metrics(pts.z, pts.w, levels, thresholds, lay,
+                                               float(pts.w.sum()))
+    weight = pts.w_scale * total
     residual = measured if residual is None else residual
-    power_z = float(np.average((pts.z + pts.shift / pts.scale) ** 2, weights=pts.w))
+    # np.average's own arithmetic, without its overhead
+    power_z = float(((pts.z + pts.shift / pts.scale) ** 2 * pts.w).sum() / total)
     return build_table(
         levels, thresholds, shift=pts.shift, scale=pts.scale, step_z=step_z, bits=bits,
         n_levels=n, kind=kind, distribution="empirical",

@@ -19,8 +19,14 @@ mean by less than 1e-13.
 unit sphere of R^d, the law of a coordinate after a random rotation; density
 proportional to ``(1 - x^2)^((d - 3) / 2)`` on [-1, 1], i.e. ``2 Beta((d-1)/2, (d-1)/2)
 - 1``, whose cell moments are differences of regularised incomplete beta functions.
-It is served as that scipy.stats beta distribution (the registry's tabulated path,
-which handles the singular edges of d = 2).
+For d >= 3 it is served as that scipy.stats beta distribution (the registry's
+tabulated path).  For 2 <= d < 3 the density is infinite at both ends (d = 2 is the
+arcsine law ``1 / (pi sqrt(1 - x^2))``), and the registry's probe of a singular point
+cannot be used: it looks 1e-30 std from the point, which rounds onto -1 or 1.  The law
+is exactly ``w(x) g`` with the kernels' singular factor ``w = |x + 1|^alpha |x - 1|^alpha``,
+``alpha = (d - 3) / 2``, and a constant ``g``, so :func:`sphere_edge_table` tabulates
+it directly: a constant g on a uniform grid plus geometric nodes (ratio 1.01) from
+1e-9 out of each end; the kernels integrate the end pieces in closed form.
 
 The registry (:mod:`lloydmax._dists`) builds the :class:`~lloydmax._dists.Distribution`
 objects from what this module returns; this module imports nothing of the registry.
@@ -36,7 +42,7 @@ from .errors import InvalidInputError
 
 __all__ = ["SPIKE_WIDTH", "absmax_density", "absmax_gaussian_table", "absmax_normalize",
            "block_size",
-           "sphere_dim", "sphere_shape"]
+           "sphere_dim", "sphere_edge_table", "sphere_shape"]
 
 SPIKE_WIDTH = 1e-13
 _N_GRID = 1 << 18
@@ -124,16 +130,46 @@ def absmax_gaussian_table(block) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def sphere_dim(dim) -> float:
-    """``dim`` as a number >= 3 (the dimension of the sphere's ambient space; below 3
-    the density is infinite at +-1, which the tabulation does not take yet)."""
+    """``dim`` as a number >= 2 (the dimension of the sphere's ambient space; below 2
+    the density is not integrable at +-1)."""
     try:
         d = float(dim)
     except (TypeError, ValueError):
         raise InvalidInputError(f"parameter dim must be a number, got {dim!r}") from None
-    if not (d >= 3.0 and math.isfinite(d)):
-        raise InvalidInputError(f"parameter dim must be at least 3 (a density finite at "
-                                f"+-1), got {dim!r}")
+    if not (d >= 2.0 and math.isfinite(d)):
+        raise InvalidInputError(f"parameter dim must be at least 2 (below 2 the density "
+                                f"is not integrable at +-1), got {dim!r}")
     return d
+
+
+_EDGE_GRID = 1 << 12    # uniform pieces of [-1, 1] for the singular sphere coordinate
+_EDGE_RATIO = 1.01      # geometric nodes next to +-1, as the registry's tabulation
+# the innermost node next to +-1 (in x, where +-1 are): floats there are 1.1e-16 apart,
+# so a grid that went closer would round its nodes, and the kernels would evaluate w at
+# distances off by up to 1.1e-16 (at 1e-13 that is 1e-3 relative; starting at 2^-53 the
+# mass came out 1.9e-10 too large); from 1e-9 the rounding is 1e-7 of the distance, and
+# the end piece (1 - 1e-9, 1] is integrated in closed form (total mass within 5e-15)
+_EDGE_NEAR = 1e-9
+
+
+def sphere_edge_table(dim: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(tab_x, tab_g, kparams)`` of a sphere coordinate for 2 <= d < 3 (module
+    docstring): in the kernels' singular form p = w g, w = |x + 1|^alpha |x - 1|^alpha,
+    alpha = (d - 3) / 2, with g the constant 1 / (2^(d - 2) B((d-1)/2, (d-1)/2))
+    (1 / pi for d = 2), in the user's units (loc 0, scale 1)."""
+    from scipy.special import beta
+
+    alpha = 0.5 * (dim - 3.0)
+    a = 0.5 * (dim - 1.0)
+    step = 2.0 / _EDGE_GRID
+    count = math.ceil(math.log(100.0 * step / _EDGE_NEAR) / math.log(_EDGE_RATIO))
+    geo = _EDGE_NEAR * _EDGE_RATIO ** np.arange(count + 1)
+    half = np.concatenate([np.linspace(0.0, 1.0, _EDGE_GRID // 2 + 1), 1.0 - geo])
+    half = np.unique(half[(half >= 0.0) & (half <= 1.0)])
+    z = np.unique(np.concatenate([-half, half]))
+    g = np.full(z.size, 1.0 / (2.0 ** (2.0 * a - 1.0) * beta(a, a)))
+    kparams = np.array([-1.0, alpha, 1.0, alpha, -1.0, 1.0, 0.0, 0.0])
+    return z, g, kparams
 
 
 def sphere_shape(dim: float) -> float:

@@ -115,8 +115,8 @@ def solve_dp(x, bits=None, *, n_levels=None, weights=None, convention=None,
     w, z = pts.w, pts.z
     lay = layout(pts.relu, pts.scale, n, convention, zero_threshold, None)
 
-    levels = np.zeros(n)
     if lay.convention in ("hwgq", "deadzone"):
+        levels = np.zeros(n)
         split = int(np.searchsorted(z, lay.zero_threshold, side="right"))
         if z.size - split < n - 1:
             raise InvalidDataError(
@@ -125,8 +125,7 @@ def solve_dp(x, bits=None, *, n_levels=None, weights=None, convention=None,
         runs, layers = _optimal_runs(z[split:], w[split:], n - 1, pinned_first=False)
         levels[1:] = runs
     elif lay.convention == "round":
-        runs, layers = _optimal_runs(z, w, n, pinned_first=True)
-        levels[1:] = runs[1:]
+        levels, layers = _optimal_runs(z, w, n, pinned_first=True)  # levels[0] is 0
     else:
         levels, layers = _optimal_runs(z, w, n, pinned_first=False)
 
@@ -144,10 +143,16 @@ def _optimal_runs(z, w, n_runs, *, pinned_first):
     """
     # z is standardised (|z| <= 1, centred unless it is ReLU data, whose pinned run needs
     # the distance to 0), which keeps the prefix sums O(1) and the cost differences small
-    pw = np.concatenate([[0.0], np.cumsum(w)])
-    pwx = np.concatenate([[0.0], np.cumsum(w * z)])
-    pwxx = np.concatenate([[0.0], np.cumsum(w * z * z)])
     npts = z.size
+    # the three prefix sums as rows of one array (row 0 sums w, row 1 w z, row 2 w z^2),
+    # each by np.add.accumulate, np.cumsum's own sequential sum without its wrapper
+    prefix = np.empty((3, npts + 1))
+    prefix[:, 0] = 0.0
+    pw, pwx, pwxx = prefix
+    wz = w * z
+    np.add.accumulate(w, out=pw[1:])
+    np.add.accumulate(wz, out=pwx[1:])
+    np.add.accumulate(wz * z, out=pwxx[1:])
     n_free = n_runs - 1
     if pinned_first:
         first = pwxx.copy()
@@ -158,11 +163,11 @@ def _optimal_runs(z, w, n_runs, *, pinned_first):
     bounds = np.zeros(n_runs + 1, dtype=np.int64)
     info = np.zeros(2)
     dp_partition(pw, pwx, pwxx, first, n_free, max(block, 1), bounds, info)
-    levels = np.empty(n_runs)
-    for s in range(n_runs):
-        lo, hi = bounds[s], bounds[s + 1]
-        if s == 0 and pinned_first:
-            levels[s] = 0.0
-        else:
-            levels[s] = (pwx[hi] - pwx[lo]) / (pw[hi] - pw[lo])
+    # run s is [bounds[s], bounds[s + 1]): its weight and weighted sum are differences of
+    # the prefix sums at its ends
+    # (a pinned first run may be empty: its level is 0, not 0 / 0)
+    ends = prefix[:2, bounds[1:] if pinned_first else bounds]
+    levels = (ends[1, 1:] - ends[1, :-1]) / (ends[0, 1:] - ends[0, :-1])
+    if pinned_first:
+        levels = np.concatenate([[0.0], levels])
     return levels, int(info[1])

@@ -56,6 +56,16 @@ def _same_file(a: Path, b) -> bool:
             return False
 
 
+def _identity(path: Path) -> tuple:
+    """What :func:`_same_file` compares, as a key: the inode of an existing file, else
+    the resolved path."""
+    try:
+        info = os.stat(path)
+        return ("inode", info.st_dev, info.st_ino)
+    except (OSError, ValueError):
+        return ("path", os.path.realpath(path))
+
+
 def check_target(path, inputs=()) -> Path:
     """Refuse to write ``path`` when it is not a regular file (a device such as
     ``/dev/null``, a directory, a pipe: a rename would replace the node itself) or when it
@@ -91,7 +101,7 @@ def _directory_of(path: Path) -> Path:
     return directory
 
 
-def _write_temp(path: Path, directory: Path, data: bytes) -> str:
+def _write_temp(path: Path, directory: Path, data: bytes, sync: bool = True) -> str:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -100,7 +110,8 @@ def _write_temp(path: Path, directory: Path, data: bytes) -> str:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -109,6 +120,21 @@ def _write_temp(path: Path, directory: Path, data: bytes) -> str:
             raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     return tmp
+
+
+def _sync_all(temps) -> None:
+    """Flush the data of many new files at once, before they are renamed into place: one
+    ``sync(2)`` instead of one ``fsync`` per file (26k fsyncs took ~100 s; 96 ms each on a
+    busy disk).  Without ``os.sync`` (Windows), each file is synced."""
+    if hasattr(os, "sync"):
+        os.sync()
+        return
+    for tmp, _ in temps:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -138,20 +164,32 @@ def atomic_write(path, data: bytes, *, inputs=()) -> None:
 
 def atomic_write_many(items, *, inputs=()) -> None:
     """Write several ``(path, data)`` files as :func:`atomic_write` does: every target is
-    checked before anything is written, every file is written and synced under a temporary
-    name, then all are renamed, with one fsync per directory at the end."""
+    checked before anything is written, every file is written under a temporary name in
+    its target's directory, the data of all of them is flushed to disk (one fsync for a
+    single file, one ``sync`` for several), then all are renamed, with one fsync per
+    directory at the end.  Each file is atomic, also across a crash: a rename never
+    reaches the disk before the data it names."""
     items = [(check_target(path, inputs), data) for path, data in items]
-    seen = [p for p, _ in items]
-    for k, p in enumerate(seen):
-        if any(_same_file(p, q) for q in seen[:k]):
+    seen = set()
+    for p, _ in items:  # by identity, not pairwise: 26k files would be 338M comparisons
+        key = _identity(p)
+        if key in seen:
             raise InvalidInputError(f"cannot write {p} twice in one command")
+        seen.add(key)
     directories = {}
     for p, _ in items:
         directories.setdefault(str(_directory_of(p)), _directory_of(p))
     temps: list[tuple[str, Path]] = []
     try:
+        single = len(items) == 1
         for p, data in items:
-            temps.append((_write_temp(p, _directory_of(p), data), p))
+            temps.append((_write_temp(p, _directory_of(p), data, sync=single), p))
+        if not single:
+            try:
+                _sync_all(temps)
+            except OSError as exc:
+                raise InvalidInputError(f"cannot write {temps[0][1]}: {exc.strerror or exc}"
+                                        ) from None
         while temps:
             tmp, p = temps[0]
             try:

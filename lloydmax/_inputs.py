@@ -58,6 +58,9 @@ def as_float_array(x, name: str = "x", *, data: bool = True, finite: bool = Fals
     ndim : int, optional
         Required number of dimensions.
     """
+    if (type(x) is np.ndarray and x.dtype == np.float64 and x.flags.c_contiguous
+            and ndim is None and not finite):
+        return x  # what the general path returns for it (np.asarray is the identity)
     error = InvalidDataError if data else InvalidInputError
     if x is None:
         raise error(f"{name} is None, not an array of real numbers")

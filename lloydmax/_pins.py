@@ -164,15 +164,22 @@ def pinned_layout_levels(counts, pins, compander):
 def search_allocations(run, counts):
     """Local search over free-level allocations: ``run(counts)`` returns ``(mse, result)``
     (mse +inf for an allocation that fails); a move of one free level between two gaps
-    is taken while it lowers the MSE.  Returns the best ``(mse, result, counts)``."""
+    is taken while it lowers the MSE.  Returns the best ``(mse, result, counts)``.
+
+    Ties (the MSE equal to 1e-12, as for mirror-image allocations of a symmetric
+    density: 13 free levels between -1, 0 and 1) go to the allocation with more levels
+    in the upper gaps, NF4's choice, whatever the start: each move taken is better in
+    (MSE, then that order), so the search ends and the answer does not flip."""
     best_mse, best = run(counts)
     improved = True
     while improved:
         improved = False
         for moved in allocation_moves(counts):
             mse, result = run(moved)
-            if mse < best_mse * (1.0 - 1e-12) or (not math.isfinite(best_mse)
-                                                    and math.isfinite(mse)):
+            tie = (math.isfinite(mse) and abs(mse - best_mse) <= 1e-12 * best_mse
+                   and tuple(moved[::-1]) > tuple(counts[::-1]))
+            if (mse < best_mse * (1.0 - 1e-12) or tie
+                    or (not math.isfinite(best_mse) and math.isfinite(mse))):
                 best_mse, best, counts, improved = mse, result, moved, True
                 break
     return best_mse, best, counts

@@ -229,6 +229,13 @@ def table_from_dict(obj) -> QuantizerTable:
 
 def _unrepresentable(levels, thresholds) -> str | None:
     """What keeps these levels and thresholds from being a table, or None."""
+    # fast path: strictly increasing (which no NaN passes, and which compares without
+    # overflowing) with finite ends is finite throughout
+    if (levels.size and thresholds.size and bool((levels[1:] > levels[:-1]).all())
+            and bool((thresholds[1:] > thresholds[:-1]).all())
+            and -math.inf < levels[0] and levels[-1] < math.inf
+            and -math.inf < thresholds[0] and thresholds[-1] < math.inf):
+        return None
     if not (np.all(np.isfinite(levels)) and np.all(np.isfinite(thresholds))):
         return "non-finite levels or thresholds"
     with np.errstate(over="ignore", invalid="ignore"):
@@ -260,39 +267,60 @@ def build_table(z_levels, z_thresholds, *, bits: int, n_levels: int, kind: str,
     """
     z_levels = np.asarray(z_levels, dtype=np.float64)
     z_thresholds = np.asarray(z_thresholds, dtype=np.float64)
-    problem = _unrepresentable(z_levels, z_thresholds)
-    if problem is not None:  # the solver's own output is bad: not a units problem
-        raise ConvergenceError(f"the {distribution} solver produced {problem}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        levels = shift + scale * z_levels
-        thresholds = shift + scale * z_thresholds
-        mse = scale * scale * float(mse_z)
-    problem = _unrepresentable(levels, thresholds)
-    if problem is not None:
-        # solved in standard units; only the scale and offset cannot be represented
-        if distribution == "empirical":
-            raise InvalidDataError(
-                f"the table of this data (range about {scale:g} around {shift:g}) has "
-                f"{problem} in float64; rescale the data first")
-        raise InvalidInputError(
-            f"the {distribution} table at scale {scale:g} and offset {shift:g} has {problem} "
-            "in float64; use a smaller scale or offset, or solve in standard units")
-    return QuantizerTable(
+    checked = False
+    if z_levels.size and z_thresholds.size and scale > 0:
+        # the usual case: no overflow is possible, and x = shift + scale z is monotone in
+        # z, so x finite and strictly increasing shows z is too: one check instead of two
+        bound = max(-z_levels[0], z_levels[-1], -z_thresholds[0], z_thresholds[-1])
+        if (bound < 1e290 and abs(shift) + scale * bound < 1e300 and scale < 1e100
+                and abs(mse_z) < 1e100):
+            levels = shift + scale * z_levels
+            thresholds = shift + scale * z_thresholds
+            mse = scale * scale * float(mse_z)
+            checked = _unrepresentable(levels, thresholds) is None
+    if not checked:
+        problem = _unrepresentable(z_levels, z_thresholds)
+        if problem is not None:  # the solver's own output is bad: not a units problem
+            raise ConvergenceError(f"the {distribution} solver produced {problem}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            levels = shift + scale * z_levels
+            thresholds = shift + scale * z_thresholds
+            mse = scale * scale * float(mse_z)
+        problem = _unrepresentable(levels, thresholds)
+        if problem is not None:
+            # solved in standard units; only the scale and offset cannot be represented
+            if distribution == "empirical":
+                raise InvalidDataError(
+                    f"the table of this data (range about {scale:g} around {shift:g}) has "
+                    f"{problem} in float64; rescale the data first")
+            raise InvalidInputError(
+                f"the {distribution} table at scale {scale:g} and offset {shift:g} has "
+                f"{problem} in float64; use a smaller scale or offset, or solve in standard "
+                "units")
+    # the fields as QuantizerTable.__post_init__ would leave them (levels and thresholds
+    # are new arrays here, so they are frozen in place rather than copied)
+    levels.setflags(write=False)
+    thresholds.setflags(write=False)
+    table = object.__new__(QuantizerTable)
+    table.__dict__.update(
         levels=levels,
         thresholds=thresholds,
-        step=None if step_z is None else scale * float(step_z),
-        bits=bits,
-        n_levels=n_levels,
+        step=None if step_z is None else float(scale * float(step_z)),
+        bits=int(bits),
+        n_levels=int(n_levels),
         distribution=distribution,
-        params=params,
+        params=dict(params),
         convention=convention,
         kind=kind,
-        mse=mse,
-        sqnr_db=10.0 * math.log10(power_z / mse_z) if mse_z > 0 else math.inf,
+        mse=float(mse),
+        sqnr_db=float(10.0 * math.log10(power_z / mse_z) if mse_z > 0 else math.inf),
         entropy_bits=None if entropy_bits is None else float(entropy_bits),
         residual=float(residual),
         iterations=int(iterations),
         converged=bool(converged),
-        scale=table_scale,
-        zero_threshold=None if zero_threshold_z is None else scale * float(zero_threshold_z),
+        scale=float(table_scale),
+        zero_threshold=(None if zero_threshold_z is None
+                        else float(scale * float(zero_threshold_z))),
+        version=__version__,
     )
+    return table

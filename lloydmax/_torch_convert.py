@@ -215,18 +215,32 @@ def _resolver(tables, names, scale):
 # ---------------------------------------------------------------------- weights
 
 
+_WEIGHT_OPTIONS = {"mode", "threshold", "bits", "group", "layers"}
+
+
 def _weight_spec(weights):
+    """``(mode, threshold, bits, group, layers)`` from ``weights=``: a name (``"binary"``,
+    ``"ternary"``, ``"uniform4"``, ``"edmips2"``: the digits are the bits) or a mapping
+    with ``mode`` and optional ``threshold``, ``bits``, ``group`` and ``layers``."""
     if isinstance(weights, str):
-        weights = {"mode": weights}
+        stem = weights.rstrip("0123456789")
+        weights = ({"mode": stem, "bits": int(weights[len(stem):])}
+                   if stem != weights and stem in ("uniform", "edmips", "syq") else
+                   {"mode": weights})
     if not isinstance(weights, Mapping) or "mode" not in weights:
-        raise InvalidInputError("weights must be 'binary', 'ternary' or a mapping with "
-                                f"'mode' (and 'threshold', 'layers'), got {weights!r}")
-    unknown = set(weights) - {"mode", "threshold", "layers"}
+        raise InvalidInputError("weights must be 'binary', 'ternary', 'uniform<bits>', "
+                                "'edmips<bits>' or a mapping with 'mode' (and 'threshold', "
+                                f"'bits', 'group', 'layers'), got {weights!r}")
+    unknown = set(weights) - _WEIGHT_OPTIONS
     if unknown:
         raise InvalidInputError(f"unknown weights option(s) {', '.join(sorted(unknown))}")
     mode, threshold = weights["mode"], weights.get("threshold", "twn")
-    _check_weight_mode(mode, threshold)
-    return mode, threshold, weights.get("layers")
+    bits, group = weights.get("bits"), weights.get("group", "channel")
+    if mode in ("uniform", "edmips", "syq") and bits is None:
+        raise InvalidInputError(f"weights mode {mode!r} needs bits, e.g. '{mode}4' or "
+                                f"{{'mode': '{mode}', 'bits': 4}}")
+    _check_weight_mode(mode, threshold, bits, group)
+    return mode, threshold, bits, group, weights.get("layers")
 
 
 def _weight_layers(model, chosen_names):
@@ -246,9 +260,9 @@ def _weight_layers(model, chosen_names):
     return [(n, m) for n, m in candidates if n not in keep]
 
 
-def _quant_weight_module(module, mode, threshold):
+def _quant_weight_module(module, mode, threshold, bits=None, group="channel"):
     weight = module.weight
-    factory = {"device": weight.device, "dtype": weight.dtype}
+    factory = {"device": weight.device, "dtype": weight.dtype, "bits": bits, "group": group}
     if isinstance(module, nn.Conv2d):
         new = QuantConv2d(module.in_channels, module.out_channels, module.kernel_size,
                           weight=mode, threshold=threshold, stride=module.stride,
@@ -260,6 +274,8 @@ def _quant_weight_module(module, mode, threshold):
                           threshold=threshold, bias=module.bias is not None, **factory)
     new.weight = module.weight  # the same Parameter: an optimizer keeps working
     new.bias = module.bias
+    if mode == "syq":
+        new.reset_syq_scales()
     new.train(module.training)
     return new
 
@@ -286,10 +302,16 @@ def convert(model, tables, *, layers="relu", weights=None, backward: str = "clip
     layers : "relu", "activation", type, list of names or callable(name, module)
         Modules to replace.  ``"relu"``: ``nn.ReLU``, ``nn.ReLU6`` and
         ``nn.Hardtanh(min_val=0)``.
-    weights : None, "binary", "ternary" or mapping
+    weights : None, "binary", "ternary", "uniform<b>", "edmips<b>" or mapping
         Also replace ``nn.Conv2d`` / ``nn.Linear`` with :class:`QuantConv2d` /
-        :class:`QuantLinear` (per-output-channel scales, straight-through gradient);
-        a mapping ``{"mode": ..., "threshold": "twn"|"syq"|float, "layers": [names]}``.
+        :class:`QuantLinear` (straight-through gradient): ``"binary"`` (XNOR alpha),
+        ``"ternary"`` (TWN threshold), ``"uniform4"`` (4-bit symmetric uniform with the
+        exact MSE-optimal step), ``"edmips2"`` (EdMIPS's rule, whole-tensor std),
+        ``"syq2"`` / ``"syq1"`` (SYQ's code, ternary / binary mode, with learned
+        per-pixel scales: create the optimizer after converting); or a
+        mapping ``{"mode": ..., "threshold": "twn"|"optimal"|float, "bits": b,
+        "group": "channel"|"pixel"|"layer", "layers": [names]}``.  Scales are per output
+        channel unless ``group`` says otherwise (``"pixel"``: SYQ's subgroups).
         By default every Conv2d and Linear except the first convolution and the last
         Linear (kept full precision as in XNOR-Net and HWGQ).
     backward : {"clipped", "vanilla", "log-tailed"}
@@ -343,12 +365,13 @@ def convert(model, tables, *, layers="relu", weights=None, backward: str = "clip
         rows.append(ReplacedLayer(name, kind, type(quantizer).__name__, sigma, q_max,
                                   clip, note))
     if spec is not None:
-        mode, threshold, names = spec
+        mode, threshold, bits, group, names = spec
+        label = f"{mode}{bits} weights" if bits is not None else f"{mode} weights"
         for name, module in _weight_layers(model, names):
-            new = _quant_weight_module(module, mode, threshold)
+            new = _quant_weight_module(module, mode, threshold, bits, group)
             _set_module(model, name, new)
             rows.append(ReplacedLayer(name, type(module).__name__, type(new).__name__,
-                                      note=f"{mode} weights"))
+                                      note=label))
     return model, ConversionSummary(tuple(rows))
 
 

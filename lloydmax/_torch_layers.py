@@ -3,8 +3,10 @@ by :func:`lloydmax.torch.convert` and :func:`lloydmax.analysis.collect_torch`.
 
 ``relu`` means every module whose output is ``max(x, 0)`` or its clipped form
 ``min(max(x, 0), c)``: ``nn.ReLU``, ``nn.ReLU6`` (MobileNetV2) and ``nn.Hardtanh`` with
-``min_val == 0``.  A ReLU called as ``F.relu`` in ``forward`` is no module: no hook and
-no module swap can see it, so it is selected through the BatchNorm before it instead.
+``min_val == 0``.  A ReLU called as ``F.relu`` in ``forward`` is no module, so no
+module swap can replace it (:func:`lloydmax.torch.convert` says so); collection sees it
+through a ``TorchFunctionMode`` instead (:func:`lloydmax.analysis.collect_torch`, names
+such as ``layer1.0:relu#0``).
 """
 from __future__ import annotations
 

@@ -43,15 +43,19 @@ from lloydmax._torch_lookup import (
     round_down_float32,
 )
 from lloydmax._torch_tables import read_table
+from lloydmax._torch_trainers import TSQReLU2B, edmips_weight
 from lloydmax._torch_weights import (
     BinaryWeightFunction,
     QuantConv2d,
     QuantLinear,
     TernaryWeightFunction,
+    UniformWeightFunction,
     binary_weight,
+    optimal_uniform_step,
     syq_initial_scales,
     syq_weight,
     ternary_weight,
+    uniform_weight,
 )
 
 __all__ = [
@@ -71,6 +75,11 @@ __all__ = [
     "TernaryWeightFunction",
     "binary_weight",
     "ternary_weight",
+    "uniform_weight",
+    "optimal_uniform_step",
+    "UniformWeightFunction",
+    "edmips_weight",
+    "TSQReLU2B",
     "syq_weight",
     "syq_initial_scales",
     "QuantConv2d",

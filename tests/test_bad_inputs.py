@@ -205,7 +205,6 @@ OUTPUT_CASES = [  # cause 4 (own inputs) and 5 (devices, non-regular targets)
 ]
 
 USAGE_CASES = [
-    (["solve", "--bits", "3", "--tol", "1e-30"], 1),  # documented: did not converge
     (["solve"], 2), (["frobnicate"], 2), (["solve", "--bits", "2", "--bogus"], 2),
     (["solve", "--bits", "2", "--dist", "nosuch"], 2),
     (["solve", "--levels", "1"], 2), (["solve", "--levels", "70000"], 2),

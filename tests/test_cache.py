@@ -132,3 +132,24 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert _cache.cache_dir() == tmp_path / ".cache" / "lloydmax"
+
+
+def test_a_changed_solver_source_changes_the_key(tmp_path):
+    """An editable install keeps its version number while its code changes: the key
+    includes the solver sources' size and modification time, so old answers are not
+    served for new code."""
+    request = {"bits": 2, "dist": "halfwave-gaussian"}
+    assert _cache.request_key(request) == _cache.request_key(request)
+    assert _cache.request_key(request, code="a") != _cache.request_key(request, code="b")
+    (tmp_path / "_kernels").mkdir()
+    source = tmp_path / "_kernels" / "cells.py"
+    source.write_text("x = 1\n")
+    (tmp_path / "_solver.py").write_text("y = 2\n")
+    stamp = _cache.code_stamp(tmp_path)
+    assert _cache.code_stamp(tmp_path) == stamp
+    st = source.stat()
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert _cache.code_stamp(tmp_path) != stamp
+    (tmp_path / "notes.txt").write_text("not a source")
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _cache.code_stamp(tmp_path) == stamp

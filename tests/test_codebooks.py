@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,10 @@ def test_peer_codebooks_are_well_formed():
         if "raw" in book:
             raw = np.asarray(book["raw"], dtype=float)
             np.testing.assert_array_equal(np.unique(raw / np.abs(raw).max()), levels)
+    for name, book in {**BOOKS, **PEERS["rotation_codebooks"]}.items():
+        # provenance: every source names the file and the commit it was read at
+        assert re.search(r"commit [0-9a-f]{40}\b", book["source"]), name
+        assert np.all(np.diff(book["levels"]) > 0) and len(book["levels"]) in (15, 16), name
 
 
 @pytest.mark.parametrize("name,free,pinned", [("nf4", 14.45, 8.60), ("af4", 23.60, 17.29)])
@@ -69,3 +74,50 @@ def test_gaussian_table_after_a_random_rotation(dim, excess):
     levels = lm.solve(4).levels / np.sqrt(dim)
     r = lm.check(levels=levels, dist="sphere-coordinate", params={"dim": dim})
     assert r.excess_percent == pytest.approx(excess, abs=0.005)
+
+
+ROTATION = PEERS["rotation_codebooks"]
+
+
+def _sphere_mse_by_quad(levels, dim):
+    """MSE of nearest-level quantization (midpoint cells) of one coordinate of a uniform
+    unit vector in R^dim, by scipy.integrate.quad on scipy's beta density."""
+    from scipy import integrate, stats
+
+    a = (dim - 1) / 2
+    pdf = stats.beta(a, a, loc=-1, scale=2).pdf
+    levels = np.sort(np.asarray(levels, dtype=float))
+    edges = np.concatenate([[-1.0], (levels[1:] + levels[:-1]) / 2, [1.0]])
+    return sum(integrate.quad(lambda x, q=q: (x - q) ** 2 * pdf(x), lo, hi,
+                              epsabs=0, epsrel=1e-12, limit=200)[0]
+               for lo, hi, q in zip(edges[:-1], edges[1:], levels))
+
+
+def test_turboquant_codebook_of_mlx_lm_pr1144():
+    """The 4-bit codebook of mlx-lm's TurboQuantKVCache (PR 1144): the Gaussian
+    Lloyd-Max table to 8e-4 (k-means on 1e7 samples), 1.3e-4 % above its MSE on
+    N(0, 1); divided by sqrt(d), 0.44 % above the sphere-coordinate optimum at d = 64
+    and 0.11 % at d = 128 (its MSE checked by quad on scipy's beta)."""
+    levels = np.asarray(ROTATION["turboquant_mlx_lm_pr1144"]["levels"])
+    assert np.abs(levels - lm.solve(4).levels).max() < 1e-3
+    r = lm.check(levels=levels, dist="gaussian")
+    assert 1.0e-4 < r.excess_percent < 1.5e-4
+    for dim, excess in ((64, 0.438), (128, 0.110)):
+        r = lm.check(levels=levels / np.sqrt(dim), dist="sphere-coordinate",
+                     params={"dim": dim})
+        assert r.excess_percent == pytest.approx(excess, abs=0.002)
+        # the tabulated beta density's MSE is 8e-9 (d = 64) and 1.0e-8 (d = 128) above
+        # quad's (and mpmath's, at 30 digits): the scipy path is certified to 1e-7
+        assert r.mse == pytest.approx(_sphere_mse_by_quad(levels / np.sqrt(dim), dim),
+                                      rel=5e-8)
+
+
+def test_turboquant_codebook_of_mlx_lm_pr1440():
+    """PR 1440's table, stated to be Lloyd-Max for d = 128: against the sphere-coordinate
+    law at d = 128 it is 32.4 % above the optimum (outermost levels 0.2775 against the
+    optimum's 0.2377)."""
+    levels = np.asarray(ROTATION["turboquant_mlx_lm_pr1440"]["levels"])
+    r = lm.check(levels=levels, dist="sphere-coordinate", params={"dim": 128})
+    assert r.excess_percent == pytest.approx(32.39, abs=0.05)
+    assert r.mse == pytest.approx(_sphere_mse_by_quad(levels, 128), rel=5e-8)
+    assert r.optimal_levels[-1] == pytest.approx(0.2377, abs=1e-4)

@@ -314,3 +314,35 @@ def test_plain_python_kernels_agree_with_jit():
     t = solve_dp(np.random.default_rng(3).standard_normal(60), n_levels=7)
     np.testing.assert_allclose(levels, t.levels, rtol=0, atol=1e-15)
     assert mse == pytest.approx(t.mse, rel=1e-14)
+
+
+def test_sorted_input_and_unit_weights_take_the_same_path_results():
+    """The wrapper's shortcuts (sorted distinct data skip the sort, unit weights the
+    weighted mean, build_table one of its two checks) give the tables of the general
+    path bit for bit."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(200)
+    w = rng.random(200) + 0.25
+    order = np.argsort(x)
+    for kw in ({}, {"weights": w}):
+        shuffled = solve_dp(x, n_levels=8, **kw).to_dict()
+        sorted_kw = {"weights": w[order]} if kw else {}
+        assert solve_dp(x[order], n_levels=8, **sorted_kw).to_dict() == shuffled
+        ones = solve_dp(x, n_levels=8, weights=np.ones_like(x) if not kw else w).to_dict()
+        assert ones["levels"] == shuffled["levels"] and ones["mse"] == shuffled["mse"]
+    # a float32 list, a 2-D array and a strided view are converted, not aliased
+    xs = x[order]
+    assert solve_dp(list(xs), n_levels=4).to_dict() == solve_dp(xs, n_levels=4).to_dict()
+    assert (solve_dp(xs[::2], n_levels=4).to_dict()
+            == solve_dp(xs[::2].copy(), n_levels=4).to_dict())
+
+
+def test_round_convention_with_an_empty_zero_run_warns_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = solve_dp([10.0, 11.0, 12.0, 13.0], n_levels=3, convention="round")
+    assert table.levels[0] == 0.0
+    np.testing.assert_allclose(table.levels[1:], [10.5, 12.5], rtol=1e-14)
+    assert not table.levels.flags.writeable and not table.thresholds.flags.writeable

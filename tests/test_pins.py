@@ -138,3 +138,22 @@ def test_pinned_dp_on_many_points_beats_or_equals_pinned_lloyd_cells():
         if q != 0.0:
             assert q == pytest.approx(x[idx == i].mean(), abs=1e-12)
     assert t.mse >= lm.solve_dp(x, 3).mse
+
+
+def test_mirror_image_pinned_optima_are_broken_the_same_way_from_any_start():
+    """13 free levels between the pins -1, 0, 1 of a symmetric density: two mirror-image
+    allocations with one MSE.  The search settles on the one with more levels above 0
+    (NF4's choice) whether it starts from the lower or the upper one."""
+    from lloydmax import _pins as P
+
+    def run(counts):
+        # a toy symmetric problem: best when the two middle gaps differ by one level
+        # (two mirror-image optima), worse with any level outside them
+        c0, c1, c2, c3 = (int(v) for v in counts)
+        return 1.0 + ((c1 - c2) ** 2 - 1) ** 2 + c0 + c3, tuple(counts)
+
+    for start in ([0, 7, 6, 0], [0, 6, 7, 0], [0, 5, 8, 0]):
+        _, _, counts = P.search_allocations(run, np.array(start))
+        assert tuple(counts) == (0, 6, 7, 0)
+    table = lm.solve(bits=4, dist="absmax-gaussian", params={"block": 64}, pin_levels=[-1, 0, 1])
+    assert int(np.sum(np.asarray(table.levels) > 0)) == 8  # 7 free above 0, and 1

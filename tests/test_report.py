@@ -81,8 +81,12 @@ def test_statistics_equal_numpy_on_the_raw_data(relu_case):
     assert row["sparsity"] == pytest.approx(np.mean(x == 0), rel=1e-15)
     assert row["mean"] == pytest.approx(np.mean(x), rel=1e-12)
     assert row["std"] == pytest.approx(np.std(x), rel=1e-12)
-    assert row["skewness"] == pytest.approx(stats.skew(x), rel=1e-10)
-    assert row["kurtosis"] == pytest.approx(stats.kurtosis(x), rel=1e-10)
+    # skewness and kurtosis come from the exact bin counts, within the histogram's own
+    # proven bound (docs/analysis.md); the bound is loose, the error far smaller
+    skew_bound, kurt_bound = _h.shape_error_bounds()
+    assert abs(row["skewness"] - stats.skew(x)) <= skew_bound
+    assert abs(row["kurtosis"] - stats.kurtosis(x)) <= kurt_bound
+    assert row["skewness"] == pytest.approx(stats.skew(x), rel=1e-3)
     assert (row["min"], row["max"]) == (x.min(), x.max())
     assert row["sigma"] == pytest.approx(np.sqrt(2 * np.mean(x * x)), rel=1e-12)
     assert row["points"] == v.size
@@ -196,22 +200,21 @@ def test_per_channel_rows_and_merged_tensor_row():
     merged = report(h, bits=2).iloc[0]
     assert merged["count"] == x.size and merged["zeros"] == np.sum(x == 0)
     assert merged["mean"] == pytest.approx(np.mean(x), rel=1e-12)
-    assert merged["kurtosis"] == pytest.approx(stats.kurtosis(x.ravel()), rel=1e-10)
-    # the merged points are every channel's points: same total weight, same power
-    pts = [h.to_weighted_points(channel=c) for c in range(3)]
-    v = np.concatenate([p.values for p in pts])
-    w = np.concatenate([p.weights for p in pts])
+    # pooled over channels from the bins (no pooled bound method): well within 1e-3
+    assert merged["kurtosis"] == pytest.approx(stats.kurtosis(x.ravel()), rel=1e-3)
+    # the layer row is the per-tensor report of the same values, to the last bit: the
+    # channels are pooled onto the joint range's grid (Histogram.pooled)
+    flat = hist_of(x.ravel())
+    tensor = report(flat, bits=2).iloc[0]
+    for key in merged.index:
+        if key in ("layer", "channel"):
+            continue
+        assert merged[key] == tensor[key] or (pd.isna(merged[key]) and pd.isna(tensor[key])), key
+    v, w = flat.to_weighted_points()
     power = np.sum(w * v * v) / np.sum(w)
     assert merged["sqnr_b2_dp"] == pytest.approx(10 * np.log10(power / merged["mse_b2_dp"]),
                                                  abs=1e-9)
-    assert merged["mse_b2_dp"] == pytest.approx(ck_sse(*_merge(v, w), 4) / np.sum(w), rel=1e-9)
-
-
-def _merge(v, w):
-    order = np.argsort(v, kind="stable")
-    v, w = v[order], w[order]
-    u, inv = np.unique(v, return_inverse=True)
-    return u, np.bincount(inv, weights=w)
+    assert merged["mse_b2_dp"] == pytest.approx(ck_sse(v, w, 4) / np.sum(w), rel=1e-9)
 
 
 def test_signed_data_leaves_the_convention_columns_empty():

@@ -141,10 +141,15 @@ def test_nested_names_are_qualified():
     assert [n for n, _ in select_modules(net, "0.*")] == ["0.0", "0.1"]
 
 
-def test_functional_relu_cannot_be_hooked_but_bn_can(images):
+def test_functional_relu_is_captured_and_bn_can_be_hooked(images):
     net = FunctionalNet().eval()
     with pytest.raises(InvalidInputError, match=r"F\.relu"):
-        list(iter_activations(net, images))
+        select_modules(net, "relu")  # no module: the hint names the functional capture
+    with torch.no_grad():
+        out = net(torch.from_numpy(images)).numpy()
+    acts = gather(iter_activations(net, images))
+    assert list(acts) == ["relu#0"]  # called in the top-level forward
+    np.testing.assert_array_equal(acts["relu#0"], out)
     acts = gather(iter_activations(net, images, layers="bn"))
     with torch.no_grad():
         out = net(torch.from_numpy(images)).numpy()
@@ -172,7 +177,7 @@ def test_hooks_removed_and_modes_restored(images):
     next(stream)
     # the consumer's code runs with gradients on while the generator is suspended
     assert torch.is_grad_enabled()
-    assert sum(len(m._forward_hooks) for m in net.modules()) == 3
+    assert all(net.get_submodule(name)._forward_hooks for name in ("relu1", "relu2", "relu3"))
     stream.close()
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
     assert net.training
@@ -273,8 +278,10 @@ def test_histograms_match_numpy_and_scipy(images):
         assert whole.count == values.size
         assert whole.zeros == np.count_nonzero(values == 0)
         assert whole.min == values.min() and whole.max == values.max()
-        np.testing.assert_allclose(whole.skewness, stats.skew(values), rtol=1e-9)
-        np.testing.assert_allclose(whole.kurtosis, stats.kurtosis(values), rtol=1e-9)
+        # skewness and kurtosis come from the bins: within the histogram's stated bound
+        b_skew, b_kurt = whole.shape_error_bounds()
+        assert abs(whole.skewness - stats.skew(values)) <= b_skew * (1 + 1e-9) + 1e-12
+        assert abs(whole.kurtosis - stats.kurtosis(values)) <= b_kurt * (1 + 1e-9) + 1e-12
 
 
 def test_low_rank_outputs_are_pooled():

@@ -187,3 +187,142 @@ def test_syq_weight_equals_syq_code(binary):
     # the scale gradient: the sum of sign(w) over its pixel's scaled weights
     expected_grad = torch.where(~small, torch.sign(w), torch.zeros_like(w)).sum(dim=(0, 1))
     assert torch.allclose(scales.grad[0, 0], expected_grad)
+
+
+# ---------------------------------------------------------------------- TSQ
+
+
+def tsq_forward(x: np.ndarray, thresh: float, delta: float) -> np.ndarray:
+    """TSQ relu2b_layer.cpp, ReLU2BLayer::Forward_cpu lines 15-26 (Dtype = float),
+    transcribed: `th`, `d` are float; `1.5*d` and `2.5*d` are double (a double literal
+    times a float); `Dtype(2*d)` and `Dtype(3*d)` are float products."""
+    th, d = np.float32(thresh), np.float32(delta)
+    top = np.empty_like(x)
+    for i, v in enumerate(x):
+        if v <= th:
+            top[i] = np.float32(0)
+        elif np.float64(v) <= 1.5 * np.float64(d):
+            top[i] = d
+        elif np.float64(v) <= 2.5 * np.float64(d):
+            top[i] = np.float32(2) * d
+        else:
+            top[i] = np.float32(3) * d
+    return top
+
+
+def tsq_backward(x: np.ndarray, top_diff: np.ndarray, delta: float) -> np.ndarray:
+    """relu2b_layer.cpp, Backward_cpu lines 36 and 43: top_diff * ((x > 0) * (x < 3*d))."""
+    d = np.float32(delta)
+    return np.array([g * np.float32((v > 0) * (v < np.float32(3) * d))
+                     for v, g in zip(x, top_diff)], dtype=np.float32)
+
+
+@pytest.mark.parametrize("thresh, delta", [(0.32, 0.6487), (0.3254, 0.6508)])
+def test_tsq_relu2b_equals_the_tsq_layer(thresh, delta):
+    q = lt.TSQReLU2B(thresh, delta)
+    d = np.float32(delta)
+    x = edge_inputs([thresh, 1.5 * float(d), 2.5 * float(d), float(d), float(2 * d),
+                     float(np.float32(3) * d), 0.0])
+    xt = torch.from_numpy(x).requires_grad_(True)
+    got = q(xt)
+    expected = tsq_forward(x, thresh, delta)
+    assert np.array_equal(got.detach().numpy().view(np.uint32), expected.view(np.uint32))
+    top = np.float32(3) * d
+    assert got[torch.isnan(xt)].tolist() == [float(top)]  # NaN falls through to 3*d
+    grad_out = torch.from_numpy(np.random.default_rng(4).normal(size=x.size).astype(np.float32))
+    got.backward(grad_out)
+    assert np.array_equal(xt.grad.numpy(), tsq_backward(x, grad_out.numpy(), delta))
+    at_top = x == top
+    assert at_top.any() and np.all(xt.grad.numpy()[at_top] == 0)  # strict at the top
+    dead = (x > 0) & (x <= np.float32(thresh))
+    assert np.all(xt.grad.numpy()[dead] == grad_out.numpy()[dead])  # open over the dead zone
+
+
+def test_tsq_relu2b_against_the_exact_deadzone_quantizer():
+    from lloydmax.presets import get_preset
+
+    table = get_preset("tsq").activation_table(2)
+    q = lt.TSQReLU2B.from_table(table)
+    assert q.thresh == 0.32 and q.delta == table.step and q.bits == 2
+    exact = lt.HalfWaveQuantizer(table)
+    x = edge_inputs([*table.thresholds, *table.levels])
+    a, b = q(torch.from_numpy(x)).numpy(), exact(torch.from_numpy(x)).numpy()
+    differ = ~((a == b) | np.isnan(b))
+    # the forwards differ only within float32 rounding of the thresholds
+    near = np.abs(x[differ][:, None] - np.float32(table.thresholds)).min(axis=1)
+    assert np.all(near < 1e-6)
+    # the backwards differ exactly at the top level: clipped passes at q_m, TSQ does not
+    top = torch.tensor([float(np.float32(table.levels[-1])), 0.1], requires_grad=True)
+    q(top).sum().backward()
+    g_tsq = top.grad.clone()
+    top.grad = None
+    exact(top).sum().backward()
+    assert g_tsq.tolist() == [0.0, 1.0] and top.grad.tolist() == [1.0, 1.0]
+    # float64 input is decided in double, as the Dtype = double layer
+    x64 = torch.tensor([0.32, 0.3200000001, 1.5 * 0.6487, math.nan], dtype=torch.float64)
+    assert lt.TSQReLU2B()(x64).tolist() == [0.0, 0.6487, 0.6487, 3 * 0.6487]
+    traced = torch.fx.symbolic_trace(torch.nn.Sequential(q))
+    assert torch.equal(traced(torch.from_numpy(x)), q(torch.from_numpy(x)))
+    assert "thresh=0.32" in repr(q)
+    with pytest.raises(InvalidTableError, match="uniform table"):
+        lt.TSQReLU2B.from_table(lm.solve(bits=2, dist="halfwave-gaussian"))
+    with pytest.raises(InvalidInputError, match="positive delta"):
+        lt.TSQReLU2B(0.3, -1.0)
+    with pytest.raises(InvalidInputError, match="TSQReLU2B"):
+        lt.HalfWaveQuantizer(table, rule="tsq")
+
+
+# ---------------------------------------------------------------------- EdMIPS weights
+
+EDMIPS_GAUSSIAN_STEPS = {1: 1.596, 2: 0.996, 3: 0.586, 4: 0.336}  # quant_module.py line 7
+
+
+def edmips_gauss_quantize(x: torch.Tensor, step: float, bit: int) -> torch.Tensor:
+    """EdMIPS models/quant_module.py, _gauss_quantize.forward lines 14-21, transcribed."""
+    lvls = 2 ** bit / 2
+    alpha = x.std().item()
+    step *= alpha
+    y = (torch.round(x / step + 0.5) - 0.5) * step
+    thr = (lvls - 0.5) * step
+    return y.clamp(min=-thr, max=thr)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+def test_edmips_weight_equals_edmips_code(bits):
+    rng = np.random.default_rng(bits)
+    for trial in range(20):
+        w = torch.from_numpy(rng.normal(0, 0.05, (16, 8, 3, 3)).astype(np.float32))
+        w[trial % 16] *= 10.0  # one loud filter: the whole tensor's std sets every step
+        step = EDMIPS_GAUSSIAN_STEPS[bits] * w.std().item()
+        # inputs on the rounding ties and the float32 values either side
+        ties = torch.tensor([k * step for k in range(-3, 4)], dtype=torch.float32)
+        w.view(-1)[:7] = ties
+        w.view(-1)[7:14] = torch.nextafter(ties, torch.full_like(ties, math.inf))
+        wt = w.clone().requires_grad_(True)
+        got = lt.edmips_weight(wt, bits)
+        expected = edmips_gauss_quantize(w, EDMIPS_GAUSSIAN_STEPS[bits], bits)
+        assert torch.equal(got.detach().view(torch.int32), expected.view(torch.int32))
+    # one step for the whole tensor, not per channel: every value is a half-odd multiple
+    # of it.  (EdMIPS's clamp bound (lvls - 1/2) * step, rounded to float32, may differ by
+    # one ulp from the top grid level: a layer can hold 2^b + 2 distinct float32 values.)
+    step = EDMIPS_GAUSSIAN_STEPS[bits] * w.std().item()
+    units = got.detach().double() / step
+    assert torch.allclose(units, torch.round(units + 0.5) - 0.5, atol=1e-5)
+    assert units.abs().max() <= 2 ** bits / 2 - 0.5 + 1e-5
+    assert got.detach().unique().numel() in (2 ** bits, 2 ** bits + 1, 2 ** bits + 2)
+    grad = torch.randn_like(w)
+    got.backward(grad)
+    assert torch.equal(wt.grad, grad)  # straight through (lines 24-25)
+
+
+def test_edmips_weight_mode_in_layers():
+    conv = lt.QuantConv2d(4, 6, 3, weight="edmips", bits=2, bias=False)
+    assert torch.equal(conv.quantized_weight(),
+                       edmips_gauss_quantize(conv.weight.detach(), 0.996, 2))
+    assert "weight=edmips, bits=2" in repr(conv)
+    with pytest.raises(InvalidInputError, match="gaussian_steps"):
+        lt.QuantLinear(3, 2, weight="edmips", bits=5)
+    with pytest.raises(InvalidInputError, match="pass step="):
+        lt.edmips_weight(torch.ones(3), 6)
+    custom = lt.edmips_weight(conv.weight.detach(), 5, step=0.1881)
+    assert torch.equal(custom, edmips_gauss_quantize(conv.weight.detach(), 0.1881, 5))

@@ -4,8 +4,10 @@
 module                                 holds
 =====================================  ===============================================
 :mod:`lloydmax._kernels.cells`         distribution and status codes, densities, cell
-                                       moments (mass, mean, variance), summaries,
-                                       residuals, quantizing
+                                       moments (mass, mean, variance) serial, parallel
+                                       and mirrored, residuals
+:mod:`lloydmax._kernels.summary`       MSE, signal power, entropy of a table
+:mod:`lloydmax._kernels.quantize`      quantizing values by the thresholds
 :mod:`lloydmax._kernels.newton`        Lloyd-Max by safeguarded Newton (tridiagonal),
                                        optimal uniform step (Newton on offset, step)
 :mod:`lloydmax._kernels.start`         Panter-Dite (compander) start, closed form for
@@ -42,18 +44,17 @@ from .cells import (
     TAB,
     UNIFORM,
     cell_moments,
-    cell_table,
     centroid_residual,
     fill_thresholds,
     midpoint_residual,
     pdf,
-    quantize_index,
-    quantize_values,
-    summarize,
 )
 from .data import data_summary, solve_data_lloyd, solve_data_uniform
 from .newton import solve_nonuniform, solve_uniform
+from .quantize import quantize_index, quantize_values
 from .start import compander_guess
+from .summary import cell_table, summarize, summarize_cells
+from .tabulated import PIECE_BASE, piece_moments
 
 __all__ = [
     "EMPTY_CELL",
@@ -62,6 +63,7 @@ __all__ = [
     "LAPLACE",
     "MAXITER",
     "OK",
+    "PIECE_BASE",
     "STALLED",
     "TAB",
     "UNIFORM",
@@ -73,6 +75,7 @@ __all__ = [
     "fill_thresholds",
     "midpoint_residual",
     "pdf",
+    "piece_moments",
     "quantize_index",
     "quantize_values",
     "solve_data_lloyd",
@@ -80,4 +83,5 @@ __all__ = [
     "solve_nonuniform",
     "solve_uniform",
     "summarize",
+    "summarize_cells",
 ]

@@ -35,7 +35,7 @@ and from those, for levels q_i and cells (t_{i-1}, t_i] (t_0 = -inf, t_L = +inf)
     midpoint residual = max_i |t_i - (q_i + q_{i+1}) / 2| / (q_max - q_min)   (free thresholds)
 
 The Lloyd-Max solvers (:mod:`lloydmax._kernels.newton`) drive both residuals to zero.
-Also here: quantizing values by the thresholds.
+
 
 Notes
 -----
@@ -84,7 +84,12 @@ TAB = 4
 # quad's own accuracy (below 1e-14 of the width) with 6 nodes up to width 0.25 and 12 up
 # to width 1; far in the tail (z ~ 8) mpmath shows ~1e-12 of the width, far below the
 # solver's tolerance, which is relative to the whole level span.
+# The 3-point rule's error on a cell of width h is 5e-7 h^6 |p^(6) / p| relative to its
+# mass; |p^(6) / p| = |He_6(z)| < 2.1e5 for |z| <= 8, so up to h = 2e-3 it stays below
+# 1e-17 (the cells of 12-16-bit tables, half the exp calls of the 6-point rule).
+_GL3_X, _GL3_W = np.polynomial.legendre.leggauss(3)
 _GL6_X, _GL6_W = np.polynomial.legendre.leggauss(6)
+_GL_TINY = 2e-3
 _GL12_X, _GL12_W = np.polynomial.legendre.leggauss(12)
 _GL_NARROW = 0.25
 _GL_WIDTH = 1.0
@@ -105,17 +110,9 @@ STALLED = 3
 @jit
 def pdf(kind, params, tab_x, tab_p, x):
     """Continuous density at x (the point mass has no density)."""
-    if kind == GAUSS:
-        return _INV_SQRT2PI * math.exp(-0.5 * x * x)
-    if kind == HALFNORM:
-        if x <= 0.0:
-            return 0.0
-        return params[0] * _INV_SQRT2PI * math.exp(-0.5 * x * x)
-    if kind == LAPLACE:
-        return 0.5 * math.exp(-abs(x))
-    if kind == UNIFORM:
-        return 1.0 if 0.0 <= x <= 1.0 else 0.0
-    return tab_pdf(params, tab_x, tab_p, x)
+    if kind == TAB:
+        return tab_pdf(params, tab_x, tab_p, x)
+    return _builtin_pdf(kind, builtin_weight(kind, params), x)
 
 
 @jit
@@ -218,22 +215,58 @@ def _laplace_closed(a, b):
 
 
 @jit
-def _gl_cell(kind, params, tab_x, tab_p, a, b):
-    """Gauss-Legendre moments of a smooth density on a narrow finite cell (a, b]."""
+def _builtin_pdf(kind, w, x):
+    """Density of a built-in kind at x; ``w`` is the half-normal's weight (scalars only,
+    so that the per-cell loops pass no arrays and pay no reference counting)."""
+    if kind == GAUSS:
+        return _INV_SQRT2PI * math.exp(-0.5 * x * x)
+    if kind == HALFNORM:
+        if x <= 0.0:
+            return 0.0
+        return w * _INV_SQRT2PI * math.exp(-0.5 * x * x)
+    if kind == LAPLACE:
+        return 0.5 * math.exp(-abs(x))
+    if kind == UNIFORM:
+        return 1.0 if 0.0 <= x <= 1.0 else 0.0
+    return 0.0
+
+
+@jit
+def builtin_weight(kind, params):
+    """The one scalar a built-in density reads from ``params`` (the half-normal weight)."""
+    if kind == HALFNORM:
+        return params[0]
+    return 1.0
+
+
+@jit
+def _gl_cell(kind, w, a, b):
+    """Gauss-Legendre moments of a smooth built-in density on a narrow cell (a, b]."""
     half = 0.5 * (b - a)
-    if b - a <= _GL_NARROW:
-        nodes, weights = _GL6_X, _GL6_W
-    else:
-        nodes, weights = _GL12_X, _GL12_W
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    for k in range(nodes.shape[0]):
-        u = half * (nodes[k] + 1.0)
-        f = weights[k] * pdf(kind, params, tab_x, tab_p, a + u)
-        s0 += f
-        s1 += f * u
-        s2 += f * u * u
+    if b - a <= _GL_TINY:
+        for k in range(3):
+            u = half * (_GL3_X[k] + 1.0)
+            f = _GL3_W[k] * _builtin_pdf(kind, w, a + u)
+            s0 += f
+            s1 += f * u
+            s2 += f * u * u
+    elif b - a <= _GL_NARROW:
+        for k in range(6):
+            u = half * (_GL6_X[k] + 1.0)
+            f = _GL6_W[k] * _builtin_pdf(kind, w, a + u)
+            s0 += f
+            s1 += f * u
+            s2 += f * u * u
+    else:
+        for k in range(12):
+            u = half * (_GL12_X[k] + 1.0)
+            f = _GL12_W[k] * _builtin_pdf(kind, w, a + u)
+            s0 += f
+            s1 += f * u
+            s2 += f * u * u
     if s0 <= 0.0:
         return 0.0, 0.5 * (a + b), 0.0
     off = s1 / s0
@@ -244,32 +277,55 @@ def _gl_cell(kind, params, tab_x, tab_p, a, b):
 
 
 @jit
-def _continuous_cell(kind, params, tab_x, tab_p, a, b):
-    lo, hi = _support(kind, tab_x)
-    if a > lo:
-        lo = a
-    if b < hi:
-        hi = b
+def _laplace_part(lo, hi):
+    """exp(-|x|)/2 on (lo, hi] with no kink inside."""
+    if hi - lo <= _GL_WIDTH:
+        return _gl_cell(LAPLACE, 1.0, lo, hi)
+    return _laplace_closed(lo, hi)
+
+
+@jit
+def builtin_cell(kind, w, a, b):
+    """(mass, mean, variance) of a built-in continuous density on (a, b]: scalars in,
+    scalars out, no recursion (the Laplace kink at 0 splits the cell explicitly)."""
+    lo = a
+    hi = b
+    if kind in (HALFNORM, UNIFORM) and lo < 0.0:
+        lo = 0.0
+    if kind == UNIFORM and hi > 1.0:
+        hi = 1.0
     if not (lo < hi):
         return 0.0, 0.5 * (lo + hi) if not math.isinf(lo + hi) else lo, 0.0
     if kind == UNIFORM:
-        w = hi - lo
-        return w, 0.5 * (lo + hi), w * w / 12.0
-    if kind == TAB:
-        return tab_cell(params, tab_x, tab_p, lo, hi)
-    if kind == LAPLACE and lo < 0.0 < hi:
-        # the density has a kink at 0: treat the halves apart
-        m1, c1, v1 = _continuous_cell(kind, params, tab_x, tab_p, lo, 0.0)
-        m2, c2, v2 = _continuous_cell(kind, params, tab_x, tab_p, 0.0, hi)
-        return _combine(m1, c1, v1, m2, c2, v2)
-    if hi - lo <= _GL_WIDTH:
-        return _gl_cell(kind, params, tab_x, tab_p, lo, hi)
+        wd = hi - lo
+        return wd, 0.5 * (lo + hi), wd * wd / 12.0
     if kind == LAPLACE:
-        return _laplace_closed(lo, hi)
+        if lo < 0.0 < hi:
+            # the density has a kink at 0: treat the halves apart
+            m1, c1, v1 = _laplace_part(lo, 0.0)
+            m2, c2, v2 = _laplace_part(0.0, hi)
+            return _combine(m1, c1, v1, m2, c2, v2)
+        return _laplace_part(lo, hi)
+    if hi - lo <= _GL_WIDTH:
+        return _gl_cell(kind, w, lo, hi)
     m0, c, v = _gauss_closed(lo, hi)
     if kind == HALFNORM:
-        m0 *= params[0]
+        m0 *= w
     return m0, c, v
+
+
+@jit
+def _continuous_cell(kind, params, tab_x, tab_p, a, b):
+    if kind == TAB:
+        lo, hi = _support(kind, tab_x)
+        if a > lo:
+            lo = a
+        if b < hi:
+            hi = b
+        if not (lo < hi):
+            return 0.0, 0.5 * (lo + hi) if not math.isinf(lo + hi) else lo, 0.0
+        return tab_cell(params, tab_x, tab_p, lo, hi)
+    return builtin_cell(kind, builtin_weight(kind, params), a, b)
 
 
 @jit
@@ -295,16 +351,62 @@ def fill_thresholds(levels, thr_pinned, thr_value, thresholds):
             thresholds[j] = 0.5 * (levels[j] + levels[j + 1])
 
 
+@jit(inline=True)
+def _cell_at(kind, params, tab_x, tab_p, w, pm_loc, pm_w, thresholds, n, i):
+    """Moments of cell i of n, inlined into the loops below (it takes arrays)."""
+    a = -np.inf if i == 0 else thresholds[i - 1]
+    b = np.inf if i == n - 1 else thresholds[i]
+    if kind == TAB:
+        m0, c, v = _continuous_cell(kind, params, tab_x, tab_p, a, b)
+    else:
+        m0, c, v = builtin_cell(kind, w, a, b)
+    if pm_w > 0.0 and a < pm_loc <= b:
+        m0, c, v = _combine(m0, c, v, pm_w, pm_loc, 0.0)
+    return m0, c, v
+
+
 @jit
-def fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var):
+def _fill_serial(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, count, mass, mean,
+                 var):
     n = mass.shape[0]
-    for i in range(n):
-        a = -np.inf if i == 0 else thresholds[i - 1]
-        b = np.inf if i == n - 1 else thresholds[i]
-        m0, c, v = cell_moments(kind, params, tab_x, tab_p, pm_loc, pm_w, a, b)
+    w = builtin_weight(kind, params)
+    for i in range(count):
+        m0, c, v = _cell_at(kind, params, tab_x, tab_p, w, pm_loc, pm_w, thresholds, n, i)
         mass[i] = m0
         mean[i] = c
         var[i] = v
+
+
+@jit
+def fill_cells_mirrored(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mirror,
+                        mass, mean, var):
+    """Mass, mean and variance of every cell.
+
+    The built-in kinds pass only scalars to the per-cell code (no reference counting in
+    the loop).  With ``mirror`` (a density symmetric about 0, no point mass, thresholds
+    exactly antisymmetric, as the solver's symmetric projection makes them), only the
+    lower half of the cells is integrated and cell n-1-i is cell i reflected.
+
+    The loop is serial on purpose: a ``prange`` version ran, but a cached kernel that
+    calls a ``parallel=True`` kernel segfaults when numba loads it from its cache
+    (numba issue 8578, open), and on a loaded 2-core machine the threads made a 12-bit
+    solve 100x slower (docs/benchmarks.md)."""
+    n = mass.shape[0]
+    count = (n + 1) // 2 if (mirror and pm_w == 0.0) else n
+    _fill_serial(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, count, mass, mean,
+                 var)
+    for i in range(count, n):
+        j = n - 1 - i
+        mass[i] = mass[j]
+        mean[i] = -mean[j]
+        var[i] = var[j]
+
+
+@jit
+def fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var):
+    """Mass, mean and variance of every cell (see :func:`fill_cells_mirrored`)."""
+    fill_cells_mirrored(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, False, mass,
+                        mean, var)
 
 
 @jit
@@ -347,53 +449,11 @@ def midpoint_residual(levels, thr_pinned, thresholds):
 
 
 @jit
-def summarize(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, thresholds, out):
-    """out = [mse, second moment E[X^2], entropy (bits) of the output index]."""
-    n = levels.shape[0]
-    mse = 0.0
-    power = 0.0
-    ent = 0.0
-    for i in range(n):
-        a = -np.inf if i == 0 else thresholds[i - 1]
-        b = np.inf if i == n - 1 else thresholds[i]
-        m0, c, v = cell_moments(kind, params, tab_x, tab_p, pm_loc, pm_w, a, b)
-        d = c - levels[i]
-        mse += m0 * (v + d * d)
-        power += m0 * (v + c * c)
-        if m0 > 0.0:
-            ent -= m0 * math.log2(m0)
-    out[0] = mse
-    out[1] = power
-    out[2] = ent
-
-
-@jit
-def cell_table(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean):
-    var = np.empty(mass.shape[0])
-    fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var)
-
-
-# --------------------------------------------------------------------------------------
-# quantizing
-
-
-@jit
-def quantize_index(x, thresholds, out):
-    """Index i with thresholds[i-1] < x <= thresholds[i]; NaN gives -1."""
-    for k in range(x.shape[0]):
-        v = x[k]
-        if v != v:
-            out[k] = -1
+def fill_pdf(kind, params, tab_x, tab_p, x, out):
+    """The continuous density at every x (one loop; scalars only for built-in kinds)."""
+    w = builtin_weight(kind, params)
+    for j in range(x.shape[0]):
+        if kind == TAB:
+            out[j] = tab_pdf(params, tab_x, tab_p, x[j])
         else:
-            out[k] = np.searchsorted(thresholds, v, side="left")
-
-
-@jit
-def quantize_values(x, thresholds, levels, out):
-    """Quantized values; NaN stays NaN."""
-    for k in range(x.shape[0]):
-        v = x[k]
-        if v != v:
-            out[k] = v
-        else:
-            out[k] = levels[np.searchsorted(thresholds, v, side="left")]
+            out[j] = _builtin_pdf(kind, w, x[j])

@@ -46,13 +46,13 @@ from .cells import (
     MAXITER,
     OK,
     STALLED,
-    TAB,
     centroid_residual,
-    fill_cells,
+    fill_cells_mirrored,
+    fill_pdf,
     fill_thresholds,
-    pdf,
 )
 
+_FLOOR_START = 1e-8  # corrections below this are in Newton's quadratic range
 _HALVINGS = 8  # backtracking steps before a Lloyd step (Armijo on sum G^2 rarely needs 1)
 
 
@@ -92,8 +92,8 @@ def _tridiag_solve(lower, diag, upper, rhs, out):
 
 
 @jit
-def _jacobian(kind, params, tab_x, tab_p, levels, level_pinned, thr_pinned, thresholds,
-              mass, lower, diag, upper):
+def _jacobian(levels, level_pinned, thr_pinned, thresholds, p_thr, mass, lower, diag,
+              upper):
     """Tridiagonal Jacobian of F_i = q_i M0_i - M1_i (pinned levels get an identity row).
 
     dF_i/dt_{i+1} = (q_i - t_{i+1}) p(t_{i+1}),  dF_i/dt_i = -(q_i - t_i) p(t_i),
@@ -109,20 +109,20 @@ def _jacobian(kind, params, tab_x, tab_p, levels, level_pinned, thr_pinned, thre
         d = mass[i]
         if i > 0 and not thr_pinned[i - 1]:
             t = thresholds[i - 1]
-            g = -(levels[i] - t) * pdf(kind, params, tab_x, tab_p, t) * 0.5
+            g = -(levels[i] - t) * p_thr[i - 1] * 0.5
             d += g
             lower[i] = g
         if i < n - 1 and not thr_pinned[i]:
             t = thresholds[i]
-            g = (levels[i] - t) * pdf(kind, params, tab_x, tab_p, t) * 0.5
+            g = (levels[i] - t) * p_thr[i] * 0.5
             d += g
             upper[i] = g
         diag[i] = d
 
 
 @jit
-def _centroid_jacobian(kind, params, tab_x, tab_p, level_pinned, thr_pinned, thresholds,
-                       mass, mean, lower, diag, upper):
+def _centroid_jacobian(level_pinned, thr_pinned, thresholds, p_thr, mass, mean, lower, diag,
+                       upper):
     """Tridiagonal Jacobian of G_i = q_i - c_i (c_i the centroid of cell i), the
     system whose merit sum G_i^2 the line search measures::
 
@@ -142,12 +142,12 @@ def _centroid_jacobian(kind, params, tab_x, tab_p, level_pinned, thr_pinned, thr
         inv = 0.5 / mass[i]
         if i > 0 and not thr_pinned[i - 1]:
             t = thresholds[i - 1]
-            pt = pdf(kind, params, tab_x, tab_p, t)
+            pt = p_thr[i - 1]
             if math.isfinite(pt):
                 lower[i] = -(mean[i] - t) * pt * inv
         if i < n - 1 and not thr_pinned[i]:
             t = thresholds[i]
-            pt = pdf(kind, params, tab_x, tab_p, t)
+            pt = p_thr[i]
             if math.isfinite(pt):
                 upper[i] = (mean[i] - t) * pt * inv
         diag[i] = 1.0 + lower[i] + upper[i]
@@ -181,7 +181,8 @@ def _symmetrize(levels, centre):
 
 @jit
 def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pinned,
-                     thr_pinned, thr_value, tol, max_iter, symmetric, centre, thresholds, info):
+                     thr_pinned, thr_value, tol, max_iter, symmetric, centre, thresholds, info,
+                     cells):
     """Lloyd-Max by safeguarded Newton on the centroid conditions.
 
     ``levels`` holds the initial guess and receives the solution.  The Newton step
@@ -190,12 +191,15 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
     plain Lloyd step (q <- centroids) is taken, which always keeps the levels sorted.
 
     info receives [iterations, centroid residual, newton steps, status] and, when it has
-    a fifth entry, the number of passes over the cells.
+    a fifth entry, the number of passes over the cells.  ``cells`` (3 x n) receives the
+    mass, mean and variance of the returned table's cells, from the last pass, so that
+    the caller's summary needs no pass of its own.
     """
     n = levels.shape[0]
-    mass = np.empty(n)
-    mean = np.empty(n)
-    var = np.empty(n)
+    mass = cells[0]
+    mean = cells[1]
+    var = cells[2]
+    t_var = np.empty(n)
     lower = np.empty(n)
     diag = np.empty(n)
     upper = np.empty(n)
@@ -203,13 +207,16 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
     step = np.empty(n)
     trial = np.empty(n)
     trial_thr = np.empty(n - 1)
+    p_thr = np.empty(n - 1)
     t_mass = np.empty(n)
     t_mean = np.empty(n)
 
     if symmetric:
         _symmetrize(levels, centre)
+    mirror = symmetric and centre == 0.0  # exactly antisymmetric thresholds: half the cells
     fill_thresholds(levels, thr_pinned, thr_value, thresholds)
-    fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var)
+    fill_cells_mirrored(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mirror, mass,
+                        mean, var)
     res = centroid_residual(levels, level_pinned, mass, mean)
     passes = 1
     it = 0
@@ -235,13 +242,14 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
         # acceptance on max|G|, up to 40 halvings), so that their tables stay identical
         # to the last bit: the matched merit moves their 12-16-bit outermost levels by up
         # to 1e-9, within the tolerance but not bit for bit.
-        matched = kind == TAB
+        matched = True
+        fill_pdf(kind, params, tab_x, tab_p, thresholds, p_thr)
         if matched:
-            _centroid_jacobian(kind, params, tab_x, tab_p, level_pinned, thr_pinned,
-                               thresholds, mass, mean, lower, diag, upper)
+            _centroid_jacobian(level_pinned, thr_pinned, thresholds, p_thr, mass, mean,
+                               lower, diag, upper)
         else:
-            _jacobian(kind, params, tab_x, tab_p, levels, level_pinned, thr_pinned,
-                      thresholds, mass, lower, diag, upper)
+            _jacobian(levels, level_pinned, thr_pinned, thresholds, p_thr, mass, lower,
+                      diag, upper)
         for i in range(n):
             if level_pinned[i]:
                 rhs[i] = 0.0
@@ -264,8 +272,8 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
                     _symmetrize(trial, centre)
                 fill_thresholds(trial, thr_pinned, thr_value, trial_thr)
                 if _is_valid(trial, trial_thr):
-                    fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, trial_thr,
-                               t_mass, t_mean, var)
+                    fill_cells_mirrored(kind, params, tab_x, tab_p, pm_loc, pm_w,
+                                        trial_thr, mirror, t_mass, t_mean, t_var)
                     m = _merit(trial, level_pinned, t_mean)
                     r = centroid_residual(trial, level_pinned, t_mass, t_mean)
                     if (r < res) if not matched else (
@@ -288,12 +296,14 @@ def solve_nonuniform(kind, params, tab_x, tab_p, pm_loc, pm_w, levels, level_pin
                 status = STALLED
                 break
             passes += 1
-            fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, trial_thr, t_mass, t_mean, var)
+            fill_cells_mirrored(kind, params, tab_x, tab_p, pm_loc, pm_w, trial_thr, mirror,
+                                t_mass, t_mean, t_var)
             r = centroid_residual(trial, level_pinned, t_mass, t_mean)
         for i in range(n):
             levels[i] = trial[i]
             mass[i] = t_mass[i]
             mean[i] = t_mean[i]
+            var[i] = t_var[i]
         for j in range(n - 1):
             thresholds[j] = trial_thr[j]
         res = r
@@ -338,7 +348,7 @@ def _mse_from_cells(levels, mass, mean, var):
 @jit
 def solve_uniform(kind, params, tab_x, tab_p, pm_loc, pm_w, theta, free_offset,
                   coef_off, coef_step, thr_pinned, thr_value, tol, max_iter,
-                  levels, thresholds, info):
+                  levels, thresholds, info, cells, mirror=False):
     """MSE-optimal uniform quantizer q_i = coef_off[i]*offset + coef_step[i]*step.
 
     theta = [offset, step] holds the start and receives the optimum; the offset moves
@@ -347,32 +357,44 @@ def solve_uniform(kind, params, tab_x, tab_p, pm_loc, pm_w, theta, free_offset,
     centroid conditions, C = dq/dtheta), backtracking on the MSE.
 
     info receives [iterations, relative size of the last Newton correction
-    max|d theta| / step, 0, status].
+    max|d theta| / step, 1 when it stopped at the rounding floor (a correction of at
+    most _FLOOR_START that Newton could not shrink tenfold) else 0, status] and, when
+    it has a fifth entry, the number of passes over the cells.  ``cells`` (3 x n)
+    receives the mass, mean and variance of the returned grid's cells.
     """
     n = levels.shape[0]
-    mass = np.empty(n)
-    mean = np.empty(n)
-    var = np.empty(n)
+    mass = cells[0]
+    mean = cells[1]
+    var = cells[2]
     lower = np.empty(n)
     diag = np.empty(n)
     upper = np.empty(n)
     no_pin = np.zeros(n, dtype=np.bool_)
+    p_thr = np.empty(n - 1)
     trial = np.empty(2)
 
+    # ``mirror``: a density symmetric about 0 with the grid centred on 0 (the offset
+    # fixed at 0): levels (k - (n-1)/2) step are exactly antisymmetric, so are the
+    # thresholds, and only half the cells are integrated
+    mirror = mirror and not free_offset and theta[0] == 0.0
     _uniform_levels(theta, coef_off, coef_step, levels)
     fill_thresholds(levels, thr_pinned, thr_value, thresholds)
-    fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mass, mean, var)
+    fill_cells_mirrored(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mirror, mass,
+                        mean, var)
     mse = _mse_from_cells(levels, mass, mean, var)
+    passes = 1
     it = 0
     status = OK
     corr = np.inf
     best = np.inf
     since_best = 0
     small = 0
+    prev = np.inf
+    floor = 0
     while True:
         # gradient (halved) and Hessian (halved) in theta
-        _jacobian(kind, params, tab_x, tab_p, levels, no_pin, thr_pinned, thresholds,
-                  mass, lower, diag, upper)
+        fill_pdf(kind, params, tab_x, tab_p, thresholds, p_thr)
+        _jacobian(levels, no_pin, thr_pinned, thresholds, p_thr, mass, lower, diag, upper)
         g0 = 0.0
         g1 = 0.0
         h00 = 0.0
@@ -421,6 +443,13 @@ def solve_uniform(kind, params, tab_x, tab_p, pm_loc, pm_w, theta, free_offset,
             since_best += 1
         if small > 1 or corr == 0.0 or it >= max_iter:
             break
+        if corr > tol and prev <= _FLOOR_START and corr > 0.1 * prev:
+            # Newton contracts quadratically from here: a correction that does not
+            # shrink tenfold is rounding noise of the cell sums (1e-12 to 1e-11 of the
+            # step at 2^14-2^16 levels), not a distance to the optimum
+            floor = 1
+            break
+        prev = corr
         if since_best >= 25:
             status = STALLED  # Newton has stopped contracting: report, do not spin
             break
@@ -431,11 +460,12 @@ def solve_uniform(kind, params, tab_x, tab_p, pm_loc, pm_w, theta, free_offset,
             trial[0] = theta[0] + lam * d0
             trial[1] = theta[1] + lam * d1
             if trial[1] > 0.0:
+                passes += 1
                 _uniform_levels(trial, coef_off, coef_step, levels)
                 fill_thresholds(levels, thr_pinned, thr_value, thresholds)
                 if _is_valid(levels, thresholds):
-                    fill_cells(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds,
-                               mass, mean, var)
+                    fill_cells_mirrored(kind, params, tab_x, tab_p, pm_loc, pm_w,
+                                        thresholds, mirror, mass, mean, var)
                     m = _mse_from_cells(levels, mass, mean, var)
                     # Inside the quadratic basin (small correction, positive-definite
                     # Hessian) the MSE change of a Newton step is below the rounding
@@ -449,6 +479,8 @@ def solve_uniform(kind, params, tab_x, tab_p, pm_loc, pm_w, theta, free_offset,
             status = STALLED
             _uniform_levels(theta, coef_off, coef_step, levels)
             fill_thresholds(levels, thr_pinned, thr_value, thresholds)
+            fill_cells_mirrored(kind, params, tab_x, tab_p, pm_loc, pm_w, thresholds, mirror,
+                                mass, mean, var)
             break
         theta[0] = trial[0]
         theta[1] = trial[1]
@@ -457,5 +489,7 @@ def solve_uniform(kind, params, tab_x, tab_p, pm_loc, pm_w, theta, free_offset,
         status = MAXITER
     info[0] = it
     info[1] = corr
-    info[2] = 0
+    info[2] = floor
     info[3] = status
+    if info.shape[0] > 4:
+        info[4] = passes

@@ -38,6 +38,7 @@ _GL6_X, _GL6_W = np.polynomial.legendre.leggauss(6)
 LINEAR = 0
 EXPONENTIAL = 1
 POWER = 2
+PIECE_BASE = 8  # params[PIECE_BASE:] holds the cached piece moments, when present
 
 
 @jit
@@ -217,6 +218,39 @@ def _singular_piece(params, g0, slope, u0, h):
     return i0, i1, i2
 
 
+@jit(inline=True)
+def _piece_integrals(params, plain, x0, x1, g0, g1, u0, h):
+    """Moments (i0, i1, i2) about u0 of w g on (u0, u0 + h] inside the piece (x0, x1]."""
+    mode = _piece_mode(params, x0, x1, g0, g1)
+    if mode != LINEAR:
+        return _model_piece(params, mode, x0, x1, g0, g1, u0, h)
+    slope = (g1 - g0) / (x1 - x0)
+    p0 = g0 + slope * (u0 - x0)
+    if plain:
+        i0 = p0 * h + 0.5 * slope * h * h
+        i1 = p0 * h * h / 2.0 + slope * h * h * h / 3.0
+        i2 = p0 * h * h * h / 3.0 + slope * h * h * h * h / 4.0
+        return i0, i1, i2
+    return _singular_piece(params, p0, slope, u0, h)
+
+
+@jit
+def piece_moments(params, tab_x, tab_p, out):
+    """out[3 j : 3 j + 3] = moments (i0, i1, i2) of piece j about its left node, exactly
+    as :func:`_tab_model_cell` integrates a whole piece.  Stored after the first
+    PIECE_BASE entries of ``params``, they turn a cell's walk over its whole pieces into
+    additions (the same numbers, so the same result to the last bit)."""
+    plain = params[1] == 0.0 and params[3] == 0.0
+    for j in range(tab_x.shape[0] - 1):
+        x0 = tab_x[j]
+        x1 = tab_x[j + 1]
+        i0, i1, i2 = _piece_integrals(params, plain, x0, x1, tab_p[j], tab_p[j + 1], x0,
+                                      x1 - x0)
+        out[3 * j] = i0
+        out[3 * j + 1] = i1
+        out[3 * j + 2] = i2
+
+
 @jit
 def _tab_model_cell(params, tab_x, tab_p, lo, hi):
     """Moments on (lo, hi] of the density w(x) g(x) (module docstring; the nodes include
@@ -227,6 +261,7 @@ def _tab_model_cell(params, tab_x, tab_p, lo, hi):
         j = 0
     ref = lo if abs(lo) <= abs(hi) else hi
     plain = params[1] == 0.0 and params[3] == 0.0
+    cached = params.shape[0] >= PIECE_BASE + 3 * (n - 1)
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
@@ -239,21 +274,15 @@ def _tab_model_cell(params, tab_x, tab_p, lo, hi):
         u0 = max(lo, x0)
         u1 = min(hi, x1)
         if u1 > u0:
-            g0 = tab_p[j]
-            g1 = tab_p[j + 1]
-            mode = _piece_mode(params, x0, x1, g0, g1)
-            h = u1 - u0
-            if mode != LINEAR:
-                i0, i1, i2 = _model_piece(params, mode, x0, x1, g0, g1, u0, h)
+            if cached and u0 == x0 and u1 == x1:
+                # a whole piece: its moments about x0, integrated once (piece_moments)
+                k = PIECE_BASE + 3 * j
+                i0 = params[k]
+                i1 = params[k + 1]
+                i2 = params[k + 2]
             else:
-                slope = (g1 - g0) / (x1 - x0)
-                p0 = g0 + slope * (u0 - x0)
-                if plain:
-                    i0 = p0 * h + 0.5 * slope * h * h
-                    i1 = p0 * h * h / 2.0 + slope * h * h * h / 3.0
-                    i2 = p0 * h * h * h / 3.0 + slope * h * h * h * h / 4.0
-                else:
-                    i0, i1, i2 = _singular_piece(params, p0, slope, u0, h)
+                i0, i1, i2 = _piece_integrals(params, plain, x0, x1, tab_p[j], tab_p[j + 1],
+                                              u0, u1 - u0)
             d = u0 - ref
             s0, c0 = _neumaier(s0, c0, i0)
             s1, c1 = _neumaier(s1, c1, i1 + d * i0)

@@ -21,7 +21,8 @@ from ..errors import ConvergenceError, InvalidBitsError, InvalidInputError, Lloy
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "FORMATS", "HALFWAVE",
            "Parser", "Renamed", "UsageError", "add_command", "add_distribution_options",
-           "add_quantizer_options", "check_output_dir", "command_inputs", "dist_name",
+           "add_quantizer_options", "block_tables", "check_output_dir", "command_inputs",
+           "dist_name",
            "dumps_json", "emit", "emit_many", "encode_tables", "integer", "number",
            "output_format", "parse_bits_list", "parse_params", "pin_values", "run", "solve_kwargs"]
 
@@ -381,6 +382,63 @@ def _say(line: str) -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):
         print(line, file=sys.stderr)
         sys.stderr.flush()
+
+
+def _weight_arrays(path: str) -> dict:
+    """{name: array} of a weight file: the one array of an ``.npy``, each of an ``.npz``."""
+    import zipfile
+
+    import numpy as np
+
+    base = os.path.basename(path)
+    if path.lower().endswith(".onnx"):
+        raise InvalidInputError("--block takes a weight array (.npy or .npz), not an ONNX model")
+    try:
+        if path.lower().endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {f"{base}:{k}": np.asarray(z[k]) for k in z.files}
+        else:
+            arrays = {base: np.load(path, allow_pickle=False)}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InvalidInputError(f"{path}: not a readable .npy/.npz array file "
+                                f"({_one_line(exc)})") from None
+    for name, arr in arrays.items():
+        if arr.dtype.kind not in "fiu":
+            raise InvalidInputError(f"{name} holds {arr.dtype} values, not numbers")
+    return arrays
+
+
+def block_tables(args, bits) -> int:
+    """``lloydmax analyze WEIGHTS --block B``: each array flattened (C order) and divided
+    by the absmax of each block of B consecutive values, as bitsandbytes' blockwise
+    quantizers do (a last short block by its own absmax), then the exact optimum
+    (:func:`lloydmax.solve_dp` with ``block=B``) per bit-width, printed; ``-o`` writes
+    the tables (format from the suffix)."""
+    if args.block is None:
+        raise InvalidInputError("--pin-levels goes with --block B (weights normalised by "
+                                "blocks)")
+    for flag, given in (("--per-channel", args.per_channel), ("--convention", args.convention),
+                        ("--inputs", args.inputs), ("--tables-out", args.tables_out)):
+        if given:
+            raise InvalidInputError(f"--block normalises a weight array: drop {flag}")
+    from .. import solve_dp  # loads the solver: imported when the command runs
+
+    fmt = output_format(None, args.output, "json") if args.output else None
+    tables, text = [], []
+    for name, arr in _weight_arrays(args.source).items():
+        if args.block > arr.size:
+            raise InvalidInputError(f"--block {args.block} is larger than {name}, which "
+                                    f"holds {arr.size} values")
+        blocks = -(-arr.size // args.block)
+        for b in bits:
+            table = solve_dp(arr, b, block=args.block, pin_levels=args.pin_levels)
+            tables.append(table)
+            text.append(f"{name}: {arr.size} values in {blocks} blocks of {args.block}, "
+                        f"each divided by its absmax\n{table.to_text()}")
+    if fmt is not None:
+        emit(encode_tables(tables, fmt), args.output)
+    emit("\n".join(text).encode("utf-8"))
+    return EXIT_OK
 
 
 def pin_values(text: str) -> list[float]:

@@ -18,6 +18,7 @@ examples:
   lloydmax analyze activations.npz                     per-layer report, 1-4 bits
   lloydmax analyze activations.npz --per-channel --bits 2 -o report.csv
   lloydmax analyze model.onnx --inputs batch.npz --tables-out tables/
+  lloydmax analyze weights.npy --block 64 --bits 4 --pin-levels=-1,0,1   NF4's setting
 """
 
 CONVENTIONS = ("hwgq", "round", "deadzone")
@@ -52,6 +53,12 @@ def register(subparsers):
     p.add_argument("-o", "--output", metavar="report.csv", help="write the full report as CSV")
     p.add_argument("--tables-out", metavar="DIR",
                    help="write the best table per layer (and channel) as JSON files into DIR")
+    p.add_argument("--block", metavar="B", type=C.integer("--block", 2, 1 << 20),
+                   help="weights: divide each block of B consecutive values of the flattened "
+                        "array (as bitsandbytes does) by its absmax and print the exact "
+                        "optimum (DP) of the normalised values; -o writes the tables")
+    p.add_argument("--pin-levels", metavar="P0,P1,...", type=C.pin_values,
+                   help="with --block: hold these level values (e.g. --pin-levels=-1,0,1)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="one progress bar on stderr over collection and report (default: "
                         "only when stderr is a terminal)")
@@ -153,6 +160,8 @@ def run(args) -> int:
     bits = tuple(C.parse_bits_list(args.bits))
     if not os.path.exists(args.source):
         raise InvalidInputError(f"file not found: {args.source}")
+    if args.block is not None or args.pin_levels is not None:  # weights, not activations
+        return C.block_tables(args, bits)
     if args.tables_out:  # before any work: created at the end if it does not exist
         C.check_output_dir(args.tables_out)
     collect, report, best_tables, Progress, planned_units = _analysis()
