@@ -87,21 +87,19 @@ def _purge_stale_cache(func) -> None:
         return
 
 
-def jit(func=None, *, inline: bool = False, parallel: bool = False):
+def jit(func=None, *, inline: bool = False):
     """Compile ``func`` with the project's JIT options (see module docstring).
 
     ``@jit(inline=True)`` inlines the function into its callers at numba's IR level:
     for per-cell helpers that take arrays, so that the inner loops pay no reference
-    counting on each call.  ``@jit(parallel=True)`` compiles ``numba.prange`` loops; no
-    kernel of the solver uses it, because a cached kernel that calls a parallel one
-    segfaults when loaded from numba's cache (numba issue 8578)."""
+    counting on each call.  There is no ``parallel`` option: a cached kernel that calls a
+    ``parallel=True`` kernel segfaults when numba loads it from its cache (numba issue
+    8578)."""
     opts = dict(JIT_OPTIONS)
     if func is None:
-        return lambda f: jit(f, inline=inline, parallel=parallel)
+        return lambda f: jit(f, inline=inline)
     if opts["cache"]:
         _purge_stale_cache(func)
     if inline:
         opts["inline"] = "always"
-    if parallel:
-        opts["parallel"] = True
     return njit(**opts)(func)
