@@ -24,12 +24,11 @@ import math
 
 import numpy as np
 
-from . import _kernels as K
 from ._conventions import layout, resolve_levels
 from ._data import data_table, standardized_points
 from ._dists_blocks import absmax_normalize
 from ._dp_pins import solve_dp_pinned
-from ._kernels.dp import dp_partition, first_run_free
+from ._kernels.dp import dp_fit
 from ._table import QuantizerTable
 from .errors import InvalidDataError
 
@@ -112,62 +111,39 @@ def solve_dp(x, bits=None, *, n_levels=None, weights=None, convention=None,
     if pin_levels is not None:
         return solve_dp_pinned(x, weights, pin_levels, b, n, convention, zero_threshold)
     pts = standardized_points(x, weights, n, convention, zero_threshold)
-    w, z = pts.w, pts.z
+    z = pts.z
     lay = layout(pts.relu, pts.scale, n, convention, zero_threshold, None)
 
     if lay.convention in ("hwgq", "deadzone"):
-        levels = np.zeros(n)
-        split = int(np.searchsorted(z, lay.zero_threshold, side="right"))
-        if z.size - split < n - 1:
+        # the dead zone's points (z <= the zero threshold) go to the pinned level 0; the
+        # DP fits n - 1 levels to the rest
+        lo = int(np.searchsorted(z, lay.zero_threshold, side="right"))
+        if z.size - lo < n - 1:
             raise InvalidDataError(
-                f"data has {z.size - split} distinct values above the zero threshold, "
+                f"data has {z.size - lo} distinct values above the zero threshold, "
                 f"fewer than the {n - 1} positive levels asked")
-        runs, layers = _optimal_runs(z[split:], w[split:], n - 1, pinned_first=False)
-        levels[1:] = runs
-    elif lay.convention == "round":
-        levels, layers = _optimal_runs(z, w, n, pinned_first=True)  # levels[0] is 0
+        n_runs, pinned_first = n - 1, False
     else:
-        levels, layers = _optimal_runs(z, w, n, pinned_first=False)
-
-    thresholds = np.empty(n - 1)
-    K.fill_thresholds(levels, lay.thr_pinned, lay.thr_value, thresholds)
+        # "round": 0 is an ordinary level whose run (a possibly empty prefix) costs sum w z^2
+        lo, n_runs, pinned_first = 0, n, lay.convention == "round"
+    levels, thresholds, metrics = _fit(pts, lo, n_runs, pinned_first, lay, n)
     return data_table(pts, levels, thresholds, lay, bits=b, n=n, kind="nonuniform",
-                      step_z=None, residual=None, iterations=layers, converged=True)
+                      step_z=None, residual=None, iterations=int(metrics[5]), converged=True,
+                      metrics=metrics[:5])
 
 
-def _optimal_runs(z, w, n_runs, *, pinned_first):
-    """Levels (run means) of the optimal cut of sorted distinct ``z`` into ``n_runs`` runs.
-
-    With ``pinned_first`` the first run is reconstructed by 0 (cost sum w z^2, may be
-    empty) and its returned level is 0.
-    """
+def _fit(pts, lo, n_runs, pinned_first, lay, n):
+    """(levels, thresholds, [MSE, entropy, residual, total, power, layers]) of the exact DP
+    on the standardised points [lo, end) for ``n_runs`` runs: one kernel call
+    (:func:`lloydmax._kernels.dp.dp_fit`)."""
     # z is standardised (|z| <= 1, centred unless it is ReLU data, whose pinned run needs
     # the distance to 0), which keeps the prefix sums O(1) and the cost differences small
-    npts = z.size
-    # the three prefix sums as rows of one array (row 0 sums w, row 1 w z, row 2 w z^2),
-    # each by np.add.accumulate, np.cumsum's own sequential sum without its wrapper
-    prefix = np.empty((3, npts + 1))
-    prefix[:, 0] = 0.0
-    pw, pwx, pwxx = prefix
-    wz = w * z
-    np.add.accumulate(w, out=pw[1:])
-    np.add.accumulate(wz, out=pwx[1:])
-    np.add.accumulate(wz * z, out=pwxx[1:])
     n_free = n_runs - 1
-    if pinned_first:
-        first = pwxx.copy()
-    else:
-        first = np.empty(npts + 1)
-        first_run_free(pw, pwx, pwxx, first)
+    npts = pts.z.size - lo
     block = n_free if n_free * (npts + 1) <= _ARG_BUDGET else max(1, math.isqrt(n_free))
-    bounds = np.zeros(n_runs + 1, dtype=np.int64)
-    info = np.zeros(2)
-    dp_partition(pw, pwx, pwxx, first, n_free, max(block, 1), bounds, info)
-    # run s is [bounds[s], bounds[s + 1]): its weight and weighted sum are differences of
-    # the prefix sums at its ends
-    # (a pinned first run may be empty: its level is 0, not 0 / 0)
-    ends = prefix[:2, bounds[1:] if pinned_first else bounds]
-    levels = (ends[1, 1:] - ends[1, :-1]) / (ends[0, 1:] - ends[0, :-1])
-    if pinned_first:
-        levels = np.concatenate([[0.0], levels])
-    return levels, int(info[1])
+    levels = np.empty(n)
+    thresholds = np.empty(n - 1)
+    out = np.empty(6)
+    dp_fit(pts.z, pts.w, lo, n_runs, pinned_first, max(block, 1), lay.level_pinned,
+           lay.thr_pinned, lay.thr_value, pts.shift / pts.scale, levels, thresholds, out)
+    return levels, thresholds, out

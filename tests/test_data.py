@@ -83,3 +83,58 @@ def test_uniform_dead_zone_on_data_that_swallows_level_one_raises():
         lm.solve_data(x, bits=4, uniform=True, zero_threshold=0.66)
     ok = lm.solve_data(x, bits=2, uniform=True, zero_threshold=0.66)
     assert np.all(np.diff(ok.thresholds) > 0) and ok.thresholds[0] == 0.66
+
+
+# --- the one-pass metrics kernel against numpy itself ---------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from lloydmax._kernels import point_metrics  # noqa: E402
+from lloydmax._kernels.data import pairwise_sum  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 20000), lo=st.integers(0, 40), seed=st.integers(0, 2**32 - 1))
+def test_pairwise_sum_is_numpys_sum_bit_for_bit(n, lo, seed):
+    a = np.random.default_rng(seed).standard_normal(n + lo) * 10.0 ** np.random.default_rng(
+        seed).uniform(-8, 8, n + lo)
+    assert pairwise_sum(a, lo, n) == np.sum(a[lo:lo + n])
+
+
+@settings(max_examples=60, deadline=None)
+@given(npts=st.integers(2, 400), n=st.integers(2, 12), seed=st.integers(0, 2**32 - 1),
+       pin=st.booleans())
+def test_point_metrics_equal_the_numpy_expressions(npts, n, seed, pin):
+    rng = np.random.default_rng(seed)
+    z = np.sort(rng.standard_normal(npts))
+    w = rng.random(npts) + 0.01
+    levels = np.sort(rng.standard_normal(n))
+    thr = 0.5 * (levels[1:] + levels[:-1])
+    level_pinned = np.zeros(n, dtype=np.bool_)
+    thr_pinned = np.zeros(n - 1, dtype=np.bool_)
+    if pin:
+        level_pinned[0] = True
+        thr_pinned[0] = True
+        thr[0] = levels[0] + 0.25 * (levels[1] - levels[0])
+    out = np.empty(5)
+    point_metrics(z, w, levels, thr, level_pinned, thr_pinned, 0.3, out)
+    # the oracle: numpy's searchsorted / bincount / log2 on the same points
+    idx = thr.searchsorted(z, side="left")
+    total = w.sum()
+    mass = np.bincount(idx, weights=w, minlength=n)
+    wsum = np.bincount(idx, weights=w * z, minlength=n)
+    assert out[3] == total
+    d = z - levels[idx]
+    assert out[0] == (w * d * d).sum() / total
+    assert out[4] == ((z + 0.3) ** 2 * w).sum() / total
+    p = mass[mass > 0] / total
+    assert out[1] == pytest.approx(-(p * np.log2(p)).sum(), rel=1e-14, abs=1e-15)
+    span = levels[-1] - levels[0]
+    free = ~level_pinned
+    if np.all(mass[free] > 0):
+        centroid = np.max(np.abs(levels - wsum / np.where(mass > 0, mass, 1))[free]) / span
+    else:
+        centroid = np.inf
+    midpoint = np.max(np.abs(thr - 0.5 * (levels[1:] + levels[:-1]))[~thr_pinned],
+                      initial=0.0) / span
+    assert out[2] == pytest.approx(max(centroid, midpoint), rel=1e-12, abs=1e-15)

@@ -49,7 +49,7 @@ from .cells import (
     midpoint_residual,
     pdf,
 )
-from .data import data_summary, solve_data_lloyd, solve_data_uniform
+from .data import point_metrics, solve_data_lloyd, solve_data_uniform
 from .newton import solve_nonuniform, solve_uniform
 from .quantize import quantize_index, quantize_values
 from .start import compander_guess
@@ -71,10 +71,10 @@ __all__ = [
     "cell_table",
     "centroid_residual",
     "compander_guess",
-    "data_summary",
     "fill_thresholds",
     "midpoint_residual",
     "pdf",
+    "point_metrics",
     "piece_moments",
     "quantize_index",
     "quantize_values",

@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
+from .cells import fill_thresholds
+from .data import point_metrics
 
 
 @jit
@@ -163,3 +165,51 @@ def first_run_free(prefix_w, prefix_wx, prefix_wxx, out):
     out[0] = np.inf
     for j in range(1, out.shape[0]):
         out[j] = _run_cost(prefix_w, prefix_wx, prefix_wxx, 0, j)
+
+
+@jit
+def dp_fit(z, w, lo, n_runs, pinned_first, block, level_pinned, thr_pinned, thr_value,
+           z_offset, levels, thresholds, out):
+    """The whole exact-DP table of sorted weighted points in one call.
+
+    Cuts the points [lo, n) into ``n_runs`` optimal runs (the first reconstructed by 0 when
+    ``pinned_first``) and writes their means to the last ``n_runs`` entries of ``levels``
+    (earlier entries, and a pinned first run's level, are 0: the points below ``lo`` are
+    the dead zone).  Then the thresholds (:func:`fill_thresholds`) and out = [MSE,
+    entropy, residual, total weight, signal power, DP layers computed] on all the points
+    (:func:`point_metrics`).
+    """
+    zz = z[lo:]
+    ww = w[lo:]
+    npts = zz.shape[0]
+    pw = np.empty(npts + 1)
+    pwx = np.empty(npts + 1)
+    pwxx = np.empty(npts + 1)
+    pw[0] = pwx[0] = pwxx[0] = 0.0
+    # sequential sums, in np.cumsum's order
+    for p in range(npts):
+        t = ww[p] * zz[p]
+        pw[p + 1] = pw[p] + ww[p]
+        pwx[p + 1] = pwx[p] + t
+        pwxx[p + 1] = pwxx[p] + t * zz[p]
+    if pinned_first:
+        first = pwxx.copy()
+    else:
+        first = np.empty(npts + 1)
+        first_run_free(pw, pwx, pwxx, first)
+    bounds = np.zeros(n_runs + 1, dtype=np.int64)
+    info = np.zeros(2)
+    dp_partition(pw, pwx, pwxx, first, n_runs - 1, block, bounds, info)
+    off = levels.shape[0] - n_runs
+    for i in range(off):
+        levels[i] = 0.0
+    for s in range(n_runs):
+        if pinned_first and s == 0:
+            levels[off] = 0.0  # the pinned run may be empty: its level is 0, not 0 / 0
+            continue
+        a = bounds[s]
+        b = bounds[s + 1]
+        levels[off + s] = (pwx[b] - pwx[a]) / (pw[b] - pw[a])
+    fill_thresholds(levels, thr_pinned, thr_value, thresholds)
+    point_metrics(z, w, levels, thresholds, level_pinned, thr_pinned, z_offset, out)
+    out[5] = info[1]
