@@ -87,7 +87,8 @@ def test_uniform_dead_zone_on_data_that_swallows_level_one_raises():
 
 # --- the one-pass metrics kernel against numpy itself ---------------------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 from lloydmax._kernels import point_metrics  # noqa: E402
 from lloydmax._kernels.data import pairwise_sum  # noqa: E402

@@ -36,8 +36,16 @@ import math
 import numpy as np
 
 from .._jit import jit
-from .cells import (EMPTY_CELL, MAXITER, OK, STALLED, _span, centroid_residual,
-                    fill_thresholds, midpoint_residual)
+from .cells import (
+    EMPTY_CELL,
+    MAXITER,
+    OK,
+    STALLED,
+    _span,
+    centroid_residual,
+    fill_thresholds,
+    midpoint_residual,
+)
 from .newton import _uniform_levels
 
 
