@@ -1,8 +1,12 @@
 """Empirical data: plain Lloyd against a numpy Lloyd oracle, and clear errors."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lloydmax as lm
+from lloydmax._kernels import point_metrics
+from lloydmax._kernels.data import pairwise_sum
 
 
 def numpy_lloyd(x, levels, iters=10_000):
@@ -87,11 +91,7 @@ def test_uniform_dead_zone_on_data_that_swallows_level_one_raises():
 
 # --- the one-pass metrics kernel against numpy itself ---------------------------------
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
 
-from lloydmax._kernels import point_metrics  # noqa: E402
-from lloydmax._kernels.data import pairwise_sum  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)
