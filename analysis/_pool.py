@@ -7,6 +7,7 @@ import numpy as np
 
 from lloydmax.errors import InvalidDataError, InvalidInputError
 
+from ._binkern import pool_counts
 from ._grid import WeightedPoints, canonical_grid, merge_points
 from ._histfile import HistogramArrays
 from ._kernels import COL_ZERO
@@ -15,36 +16,41 @@ from ._kernels import COL_ZERO
 def pooled(hist, channels=None):
     """One per-tensor histogram of ``hist``'s given channels (default: all).
 
-    Every channel is re-binned onto the canonical grid of their joint range (exact:
-    power-of-two grids only coarsen), then the counts, the zero/NaN/Inf counts and the
-    exact sums are added.  The grid depends on the range only, so the result is
-    bit-identical to the histogram of the same values collected per tensor; the cost is
-    one kernel pass over the channels and one copy of their counts."""
+    Every channel's counts are re-binned onto the canonical grid of their joint range
+    (exact: power-of-two grids only coarsen) and added in one kernel pass
+    (:func:`~lloydmax.analysis._binkern.pool_counts`), without copying or moving them;
+    the zero/NaN/Inf counts and the exact sums (normalised limbs, each below 2^32, added
+    in int64) are added too.  The grid depends on the range only, so the result is
+    bit-identical to the histogram of the same values collected per tensor."""
     n_ch = hist.n_channels
     if n_ch is None:
         raise InvalidInputError("the histogram has seen no data yet")
-    chans = np.arange(n_ch) if channels is None else channel_indices(hist, channels)
-    every = chans.size == n_ch and np.array_equal(chans, np.arange(n_ch))
-    # one copy of each array (fancy indexing copies already): widening moves it in place
-    part = HistogramArrays(*((a.copy() if every else a[chans]) for a in hist.arrays()))
-    tmp = type(hist)(hist.n_bins, axis=0)
-    tmp.restore(part)
-    lo = float(part.lohi[:, 0].min()) if chans.size else math.inf
-    hi = float(part.lohi[:, 1].max()) if chans.size else -math.inf
+    every = channels is None
+    chans = np.arange(n_ch) if every else channel_indices(hist, channels)
+    # the histogram's own arrays, read without integer_state()'s copies (this module is
+    # the histogram's own helper).  Normalising the limbs in place changes no sum (a
+    # restored state need not be normalised; the update kernel's always is)
+    hist._sums.normalize()
+    bins = hist._bins
+    lohi_ch = bins.lohi if every else bins.lohi[chans]
+    lo = float(lohi_ch[:, 0].min()) if chans.size else math.inf
+    hi = float(lohi_ch[:, 1].max()) if chans.size else -math.inf
+    counts = np.zeros((1, hist.n_bins), dtype=np.int64)
     if lo <= hi:
-        tmp.widen_ranges(np.full(chans.size, lo), np.full(chans.size, hi))
-    # the temporary's own arrays, read without integer_state()'s copies (this module is
-    # the histogram's own helper)
-    tmp._sums.normalize()
-    counts, stats, limbs = tmp._bins.counts, tmp._stats, tmp._sums.limbs
+        e, k0 = canonical_grid(lo, hi, hist.n_bins)
+        pool_counts(bins.counts, bins.grid, bins.lohi, chans, e, k0, counts[0])
+        grid = np.array([[e, k0]], dtype=np.int64)
+        lohi = np.array([[lo, hi]])
+    else:
+        grid = np.zeros((1, 2), dtype=np.int64)
+        lohi = HistogramArrays.empty(1, 1).lohi
+    stats = hist._stats if every else hist._stats[chans]
+    limbs = hist._sums.limbs if every else hist._sums.limbs[chans]
+    if chans.size >= 1 << 31:  # pragma: no cover - far beyond any layer
+        raise OverflowError("too many channels to add in int64")
     out = type(hist)(hist.n_bins, strict=hist.strict)
-    lohi = np.array([[lo, hi]]) if lo <= hi else HistogramArrays.empty(1, 1).lohi
-    grid = (np.array([canonical_grid(lo, hi, hist.n_bins)], dtype=np.int64) if lo <= hi
-            else np.zeros((1, 2), dtype=np.int64))
-    # limbs are normalised below 2^32, so sums over fewer than 2^31 channels fit int64
-    out.restore(HistogramArrays(
-        counts.sum(axis=0, keepdims=True), grid, lohi, stats.sum(axis=0, keepdims=True),
-        limbs.sum(axis=0, keepdims=True)))
+    out.restore(HistogramArrays(counts, grid, lohi, stats.sum(axis=0, keepdims=True),
+                                limbs.sum(axis=0, keepdims=True)))
     out._sums.normalize()
     return out
 

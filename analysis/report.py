@@ -119,26 +119,24 @@ def _select(hist, name, channel, summary=None):
     n_ch = hist.n_channels
     if n_ch is None or n_ch == 0:
         raise InvalidDataError(f"layer {name!r}: the histogram is empty (no update yet)")
-    if summary is None:
-        summary = _channel_summary(hist)
-    channels = list(range(n_ch)) if channel is None else [channel]
-    used = [c for c in channels if int(summary["count"][c]) > 0]
-    count = sum(int(summary["count"][c]) for c in used)
-    if count == 0:
-        where = "" if channel is None else f" channel {channel}"
-        raise InvalidDataError(f"layer {name!r}{where}: the histogram is empty (no finite values)")
-    zeros = sum(int(summary["zeros"][c]) for c in used)
-    lo = min(float(summary["min"][c]) for c in used)
-    hi = max(float(summary["max"][c]) for c in used)
-    if len(used) > 1:
+    where = "" if channel is None else f" channel {channel}"
+    if channel is None and n_ch > 1:
         # the layer of a per-channel histogram: its channels re-binned onto the grid of
         # their joint range and added, which is the per-tensor histogram of the same
         # values bit for bit (Histogram.pooled), in one pass over the channels
-        hist, used = hist.pooled(used), [0]
-    v, w = hist.to_weighted_points(channel=used[0], include_zeros=True)
+        hist, channel, summary = hist.pooled(), 0, None
+    if summary is None:
+        summary = _channel_summary(hist)
+    c = 0 if channel is None else channel
+    count = int(summary["count"][c])
+    if count == 0:
+        raise InvalidDataError(f"layer {name!r}{where}: the histogram is empty (no finite values)")
+    zeros = int(summary["zeros"][c])
+    lo, hi = float(summary["min"][c]), float(summary["max"][c])
+    v, w = hist.to_weighted_points(channel=c, include_zeros=True)
     v, w = np.asarray(v, dtype=np.float64), np.asarray(w, dtype=np.float64)
     stats = {"count": count, "zeros": zeros, "min": lo, "max": hi}
-    stats.update(exact_moments(count, hist.total_power_sums(used)))
+    stats.update(exact_moments(count, hist.total_power_sums([c])))
     return v, w, stats
 
 
@@ -361,7 +359,7 @@ def report(histograms, bits=(1, 2, 3, 4), *, per_channel: bool = False,
         if n_ch is None or n_ch == 0:
             raise InvalidDataError(f"layer {name!r}: the histogram is empty (no update yet)")
         channels = list(range(n_ch)) if per_channel else [None]
-        summary = _channel_summary(hist)
+        summary = _channel_summary(hist) if per_channel else None
         for ch in channels:
             v, w, stats = _select(hist, name, ch, summary)
             sigma = stats["sigma"]

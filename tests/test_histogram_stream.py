@@ -205,8 +205,8 @@ def test_limbs_stay_normalised_after_every_update(seed, dtype):
 
 
 @given(st.integers(1, 6), st.integers(1, 40), st.integers(0, 2**32 - 1),
-       st.sampled_from(["relu", "normal", "subnormal"]))
-@settings(max_examples=40, deadline=None)
+       st.sampled_from(["relu", "normal", "subnormal", "wide"]))
+@settings(max_examples=60, deadline=None)
 def test_pooled_channels_are_the_per_tensor_histogram_bit_for_bit(channels, per, seed, kind):
     """Histogram.pooled: every channel re-binned onto the joint range's grid and added is
     the histogram of the same values collected per tensor (state, and so every
@@ -217,6 +217,8 @@ def test_pooled_channels_are_the_per_tensor_histogram_bit_for_bit(channels, per,
         x = np.maximum(x, 0.0)
     elif kind == "subnormal":
         x = x * 1e-310
+    elif kind == "wide":  # channels 2^100 apart: grids far coarser than their own
+        x = x * 10.0 ** rng.uniform(-30, 30, channels)
     per_channel = Histogram(axis=1).update(x)
     assert per_channel.pooled() == Histogram().update(x)
     pick = [c for c in range(channels) if c % 2 == 0]
