@@ -69,8 +69,11 @@ def _as_histograms(histograms) -> dict:
     else:
         items = {"tensor": histograms}
     for name, hist in items.items():
+        # looked up on the type (or the instance's own attributes): hasattr would run
+        # the properties, each a pass over every channel's bins
         missing = [a for a in ("to_weighted_points", "n_channels", "power_sums", "count",
-                               "zeros", "min", "max") if not hasattr(hist, a)]
+                               "zeros", "min", "max")
+                   if not (hasattr(type(hist), a) or a in getattr(hist, "__dict__", ()))]
         if missing:
             raise InvalidInputError(
                 f"layer {name!r}: expected an lloydmax.analysis.histogram.Histogram, got "
