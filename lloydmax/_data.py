@@ -15,7 +15,7 @@ from ._solver import check_status
 from ._table import QuantizerTable, build_table
 from .errors import ConventionError, InvalidDataError
 
-__all__ = ["solve_data", "standardized_points", "Points", "data_metrics"]
+__all__ = ["solve_data", "standardized_points", "Points", "data_table"]
 
 
 def _clean_data(x, weights):
@@ -243,19 +243,13 @@ def _spread_ties(levels, z):
     return out
 
 
-def data_metrics(z, w, levels, thresholds, lay: Layout):
-    """(MSE, index entropy in bits, residual) of a table on standardised weighted points
-    (sorted ``z``), by :func:`lloydmax._kernels.point_metrics` in one pass: the MSE sums
-    w (z - Q(z))^2 point by point, the residual is the largest centroid/midpoint violation
-    relative to the level span, with cells as the table assigns them.  Shared by
-    :func:`solve_data` and :func:`lloydmax.solve_dp`.
-    """
-    thresholds = np.asarray(thresholds, dtype=np.float64)
-    return tuple(_metrics(z, w, levels, thresholds, lay, 0.0)[:3])
-
-
 def _metrics(z, w, levels, thresholds, lay: Layout, z_offset: float):
-    """[MSE, entropy, residual, total weight, E[(z + z_offset)^2]] (one kernel call)."""
+    """[MSE, index entropy in bits, residual, total weight, E[(z + z_offset)^2]] of a table
+    on sorted standardised weighted points, by :func:`lloydmax._kernels.point_metrics` in
+    one pass: the MSE sums w (z - Q(z))^2 point by point (the prefix-sum form loses about
+    1e-10 relative accuracy on 1e5 points), the residual is the largest centroid/midpoint
+    violation relative to the level span, with cells as the table assigns them.  Shared by
+    :func:`solve_data` and :func:`lloydmax.solve_dp`."""
     out = np.empty(5)
     K.point_metrics(z, w, levels, thresholds, lay.level_pinned, lay.thr_pinned,
                     z_offset, out)
@@ -265,7 +259,7 @@ def _metrics(z, w, levels, thresholds, lay: Layout, z_offset: float):
 def data_table(pts: Points, levels, thresholds, lay: Layout, *, bits, n, kind, step_z,
                residual, iterations, converged, metrics=None) -> QuantizerTable:
     """The table of a data fit, in the data's units (:func:`build_table`), with the MSE
-    and entropy from :func:`data_metrics` (and its residual when ``residual`` is None).
+    and entropy from :func:`_metrics` (and its residual when ``residual`` is None).
     ``metrics``: the five figures of :func:`_metrics` when the caller's kernel already
     computed them (the DP's does)."""
     # pts.w sums to a finite number (standardized_points scales weights whose sum

@@ -14,7 +14,9 @@ module                                 holds
                                        the built-in densities
 :mod:`lloydmax._kernels.tabulated`     tabulated (scipy) densities: singular points,
                                        exponential / power-law tails
-:mod:`lloydmax._kernels.data`          Lloyd and uniform Lloyd on weighted points
+:mod:`lloydmax._kernels.data`          Lloyd and uniform Lloyd on weighted points,
+                                       their one-pass metrics (numpy's summation
+                                       order)
 :mod:`lloydmax._kernels.dp`            globally optimal partition of weighted points
                                        (dynamic programming, used by
                                        :func:`lloydmax.solve_dp`)
