@@ -61,7 +61,8 @@ def _clean_data(x, weights):
     if distinct:
         return arr, w, w_scale, top, True
     order = np.argsort(arr, kind="stable")
-    return arr[order], w[order], w_scale, top, False
+    # unit weights need no gather: they are all ones in any order
+    return arr[order], (w if weights is None else w[order]), w_scale, top, False
 
 
 @dataclass(frozen=True)
