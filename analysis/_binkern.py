@@ -73,6 +73,37 @@ def grid_of(lo, hi, n_bins):
         e += 1
 
 
+@jit(inline=True)
+def add_rebinned(counts, ch, e_src, k0_src, out, e, k0):
+    """out += row ``ch`` of ``counts`` (on the grid (e_src, k0_src)) re-binned onto the
+    coarser or equal grid (e, k0), which covers its range (exact: a power-of-two grid
+    only coarsens).
+
+    No branch on the counts themselves (sparse and unpredictable: a branch per bin cost
+    25 % more when pooling channels): on the same grid it is one shifted vector add; on a
+    grid 2^s times finer the run of bins that land in one target bin is summed in a
+    register, and the target changes every 2^s bins, a pattern the branch predictor
+    follows.
+    """
+    n_bins = counts.shape[1]
+    s = min(e - e_src, 63)  # indices stay below 2^61: >> 63 is the floor too
+    if s == 0:
+        off = k0_src - k0
+        for i in range(n_bins):
+            out[off + i] += counts[ch, i]
+        return
+    t_prev = (k0_src >> s) - k0
+    acc = 0
+    for i in range(n_bins):
+        t = ((k0_src + i) >> s) - k0
+        if t != t_prev:
+            out[t_prev] += acc
+            acc = 0
+            t_prev = t
+        acc += counts[ch, i]
+    out[t_prev] += acc
+
+
 @jit
 def move_channel(counts, grid, lohi, inv_ws, ws, ch, lo, hi, tmp):
     """Re-bin channel ``ch`` onto the canonical grid of [lo, hi] (a superset of its range)
@@ -83,13 +114,9 @@ def move_channel(counts, grid, lohi, inv_ws, ws, ch, lo, hi, tmp):
         e_old = grid[ch, 0]
         k0_old = grid[ch, 1]
         if e != e_old or k0 != k0_old:
-            s = min(e - e_old, 63)  # indices stay below 2^61: >> 63 is the floor too
             for i in range(n_bins):
                 tmp[i] = 0
-            for i in range(n_bins):
-                n = counts[ch, i]
-                if n != 0:
-                    tmp[((k0_old + i) >> s) - k0] += n
+            add_rebinned(counts, ch, e_old, k0_old, tmp, e, k0)
             for i in range(n_bins):
                 counts[ch, i] = tmp[i]
     grid[ch, 0] = e
@@ -113,13 +140,8 @@ def merge_grids(counts, grid, lohi, inv_ws, ws, o_counts, o_grid, o_lohi, tmp):
         hi = max(lohi[ch, 1], o_hi)
         if lo != lohi[ch, 0] or hi != lohi[ch, 1]:
             move_channel(counts, grid, lohi, inv_ws, ws, ch, lo, hi, tmp)
-        s = min(grid[ch, 0] - o_grid[ch, 0], 63)
-        k0 = grid[ch, 1]
-        k0_o = o_grid[ch, 1]
-        for i in range(counts.shape[1]):
-            n = o_counts[ch, i]
-            if n != 0:
-                counts[ch, ((k0_o + i) >> s) - k0] += n
+        add_rebinned(o_counts, ch, o_grid[ch, 0], o_grid[ch, 1], counts[ch], grid[ch, 0],
+                     grid[ch, 1])
 
 
 @jit
@@ -435,33 +457,9 @@ def update(x3, b3, is32, c_off, counts, grid, lohi, inv_ws, ws, limbs, stats, ac
 @jit
 def pool_counts(counts, grid, lohi, chans, e, k0, out):
     """out += the counts of channels ``chans`` re-binned onto the grid (e, k0), which
-    covers all their ranges (exact: a power-of-two grid only coarsens).  One pass over
-    the channels' counts, which stay as they are.
-
-    No branch on the counts themselves (sparse and unpredictable: a branch per bin cost
-    25 % more): a channel on the same grid is one shifted vector add; on a grid 2^s times
-    finer the run of bins that land in one target bin is summed in a register, and the
-    target changes every 2^s bins, a pattern the branch predictor follows.
-    """
-    n_bins = counts.shape[1]
+    covers all their ranges (:func:`add_rebinned`): one pass over the channels' counts,
+    which stay as they are."""
     for c in range(chans.shape[0]):
         ch = chans[c]
-        if lohi[ch, 0] > lohi[ch, 1]:
-            continue  # no finite non-zero value: no counts
-        s = min(e - grid[ch, 0], 63)  # indices stay below 2^61: >> 63 is the floor too
-        k0_old = grid[ch, 1]
-        if s == 0:
-            off = k0_old - k0
-            for i in range(n_bins):
-                out[off + i] += counts[ch, i]
-            continue
-        t_prev = (k0_old >> s) - k0
-        acc = 0
-        for i in range(n_bins):
-            t = ((k0_old + i) >> s) - k0
-            if t != t_prev:
-                out[t_prev] += acc
-                acc = 0
-                t_prev = t
-            acc += counts[ch, i]
-        out[t_prev] += acc
+        if lohi[ch, 0] <= lohi[ch, 1]:  # else no finite non-zero value: no counts
+            add_rebinned(counts, ch, grid[ch, 0], grid[ch, 1], out, e, k0)
